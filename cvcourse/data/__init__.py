@@ -1,0 +1,55 @@
+"""Datasets of the course: synthetic shapes generated on the fly, joint transforms, dataset folders."""
+
+from cvcourse.data.folders import DatasetNotFoundError, data_root, require_folder
+from cvcourse.data.memory import materialize
+from cvcourse.data.synthetic import (
+    SHAPE_CLASSES,
+    Scene,
+    Shape,
+    ShapesScenes,
+    SingleShapes,
+    add_noise,
+    gradient_background,
+    mask_boxes,
+    max_objects_for,
+    paint_shapes,
+    place_shapes,
+    random_color,
+    random_gradient,
+    random_pose,
+    render_shape,
+    semantic_map,
+)
+from cvcourse.data.transforms import (
+    boxes_from_masks,
+    collate_detection,
+    drop_empty_objects,
+    train_transforms,
+)
+
+__all__ = [
+    "SHAPE_CLASSES",
+    "DatasetNotFoundError",
+    "Scene",
+    "Shape",
+    "ShapesScenes",
+    "SingleShapes",
+    "add_noise",
+    "boxes_from_masks",
+    "collate_detection",
+    "data_root",
+    "drop_empty_objects",
+    "gradient_background",
+    "mask_boxes",
+    "materialize",
+    "max_objects_for",
+    "paint_shapes",
+    "place_shapes",
+    "random_color",
+    "random_gradient",
+    "random_pose",
+    "render_shape",
+    "require_folder",
+    "semantic_map",
+    "train_transforms",
+]

@@ -1,0 +1,1 @@
+"""Each chapter's headline experiment, registered with cvcourse.bench."""

@@ -1,0 +1,74 @@
+"""The foundation's headline experiment: what does the shared training loop cost?
+
+``core.trainer_overhead`` trains the same SmallCNN on the same in-memory SingleShapes batches twice,
+once with :class:`cvcourse.train.Trainer` (progress bar, history, NaN guard, RNG bookkeeping) and once
+with the hand-written loop a student would write, and reports the ratio of their wall times. The two
+are interleaved and each takes its fastest repeat, so load from other processes hurts both alike.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from cvcourse.bench import Outcome, register
+from cvcourse.config import Config
+from cvcourse.data import SingleShapes
+from cvcourse.data.memory import materialize
+from cvcourse.device import seed_everything
+from cvcourse.models import SmallCNN
+from cvcourse.train import Trainer, supervised_step
+
+
+def _setup(cfg: Config, num_classes: int) -> tuple[SmallCNN, torch.optim.Optimizer]:
+    seed_everything(0)
+    model = SmallCNN(num_classes, width=cfg.width).to(cfg.device)
+    return model, torch.optim.AdamW(model.parameters(), lr=1e-3)
+
+
+def hand_written_loop(cfg: Config, loader: DataLoader, num_classes: int) -> float:
+    """The loop every tutorial writes; returns its wall time in seconds."""
+    model, optimizer = _setup(cfg, num_classes)
+    model.train()
+    losses, step = [], 0
+    started = time.perf_counter()
+    while step < cfg.steps:
+        for images, labels in loader:
+            images, labels = images.to(cfg.device), labels.to(cfg.device)
+            loss = F.cross_entropy(model(images), labels)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            losses.append(loss.item())
+            step += 1
+            if step == cfg.steps:
+                break
+    return time.perf_counter() - started
+
+
+def trainer_loop(cfg: Config, loader: DataLoader, num_classes: int) -> float:
+    """The same training through cvcourse.train.Trainer; returns its wall time in seconds."""
+    model, optimizer = _setup(cfg, num_classes)
+    trainer = Trainer(model, optimizer, supervised_step(F.cross_entropy), device=cfg.device, live_plot=False)
+    started = time.perf_counter()
+    trainer.fit(loader, steps=cfg.steps)
+    return time.perf_counter() - started
+
+
+@register("core.trainer_overhead", metric="Trainer / hand-written loop wall time", target="<= 1.05")
+def trainer_overhead(cfg: Config) -> Outcome:
+    dataset = SingleShapes(cfg.train_size, image_size=cfg.image_size, seed=0)
+    images, labels = materialize(dataset)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=cfg.batch_size, shuffle=True)
+    hand_written_loop(cfg, loader, dataset.num_classes)  # warm-up: allocator, kernels, caches
+    trainer_loop(cfg, loader, dataset.num_classes)
+    hand, trainer = [], []
+    for _ in range(cfg.repeats):
+        hand.append(hand_written_loop(cfg, loader, dataset.num_classes))
+        trainer.append(trainer_loop(cfg, loader, dataset.num_classes))
+    return Outcome(value=min(trainer) / min(hand),
+                   details={"hand_s": min(hand), "trainer_s": min(trainer), "steps": cfg.steps,
+                            "repeats": cfg.repeats})
