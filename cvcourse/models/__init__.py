@@ -1,5 +1,6 @@
 """Models the chapters build and train."""
 
 from cvcourse.models.classifier import SmallCNN
+from cvcourse.models.unet import UNet, logits_to_mask
 
-__all__ = ["SmallCNN"]
+__all__ = ["SmallCNN", "UNet", "logits_to_mask"]

@@ -1,0 +1,79 @@
+"""U-Net (Ronneberger et al. 2015) for binary and multiclass segmentation, any input size.
+
+``depth`` poolings take a ``base_width``-channel map down to the bottleneck, which has
+``base_width * 2**depth`` channels; the expanding path mirrors it, each level concatenating the encoder
+map of the same level (never a pooled one). One output channel means binary segmentation (sigmoid,
+``BCEWithLogitsLoss``); ``num_classes`` channels mean multiclass (softmax, ``CrossEntropyLoss``).
+The model returns logits; :func:`logits_to_mask` turns them into a mask.
+
+Inputs of any height and width work: they are padded to a multiple of ``2**depth`` (replicating the
+border) and the output is cropped back, so every pooling halves an even size and every skip matches.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from cvcourse.models.blocks import ConvBlock, Down, Up
+
+
+class UNet(nn.Module):
+    """``UNet(in_channels, out_channels)`` maps (B, in_channels, H, W) images to (B, out_channels, H, W) logits."""
+
+    def __init__(self, in_channels: int = 3, out_channels: int = 1, *, depth: int = 4, base_width: int = 64,
+                 norm: str = "batch", dropout: float = 0.0, upsampling: str = "transpose",
+                 embed_dim: int | None = None) -> None:
+        super().__init__()
+        if depth < 1 or base_width < 1 or in_channels < 1 or out_channels < 1:
+            raise ValueError(f"UNet needs depth, base_width, in_channels and out_channels >= 1; got depth={depth}, "
+                             f"base_width={base_width}, in_channels={in_channels}, out_channels={out_channels}.")
+        self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
+        widths = [base_width * 2**level for level in range(depth + 1)]
+        block = dict(norm=norm, dropout=dropout, embed_dim=embed_dim)
+        self.stem = ConvBlock(in_channels, widths[0], **block)
+        self.downs = nn.ModuleList(Down(widths[i], widths[i + 1], **block) for i in range(depth))
+        self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], mode=upsampling, **block)
+                                 for i in reversed(range(depth)))
+        self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
+
+    @property
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, images: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        self._check(images)
+        height, width = images.shape[-2:]
+        multiple = 2**self.depth
+        pad_bottom, pad_right = -height % multiple, -width % multiple
+        x = F.pad(images, (0, pad_right, 0, pad_bottom), mode="replicate") if pad_bottom or pad_right else images
+
+        skips = [self.stem(x, embedding)]
+        for down in self.downs:
+            skips.append(down(skips[-1], embedding))
+        x = skips.pop()  # the bottleneck
+        for up in self.ups:
+            x = up(x, skips.pop(), embedding)  # the encoder map of the same level
+        return self.head(x)[..., :height, :width]
+
+    def _check(self, images: torch.Tensor) -> None:
+        if images.ndim != 4:
+            raise ValueError(f"UNet expects a batch (B, C, H, W), got shape {tuple(images.shape)}; "
+                             "add a batch dimension with images.unsqueeze(0).")
+        if images.shape[1] != self.in_channels:
+            hint = ("repeat the grey channel with images.expand(-1, 3, -1, -1), or build UNet(in_channels=1)"
+                    if images.shape[1] == 1 else f"build UNet(in_channels={images.shape[1]})")
+            raise ValueError(f"This UNet takes {self.in_channels}-channel images, got {images.shape[1]} channels: {hint}.")
+        if not images.is_floating_point():
+            raise ValueError(f"UNet expects float images (e.g. in [0, 1]), got {images.dtype}; "
+                             "convert with torchvision.transforms.v2.ToDtype(torch.float32, scale=True).")
+
+
+def logits_to_mask(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:
+    """(B, 1, H, W) logits -> {0, 1} mask by ``sigmoid > threshold``; (B, K, H, W) -> class map by argmax."""
+    if logits.ndim != 4:
+        raise ValueError(f"Expected logits of shape (B, C, H, W), got {tuple(logits.shape)}.")
+    if logits.shape[1] == 1:
+        return (torch.sigmoid(logits[:, 0]) > threshold).long()
+    return logits.argmax(dim=1)
