@@ -33,7 +33,7 @@ import torch
 from cvcourse import config
 
 # Modules whose import registers entries; each chapter adds its own module here.
-ENTRY_MODULES = ("cvcourse.experiments.core",)
+ENTRY_MODULES = ("cvcourse.experiments.core", "cvcourse.experiments.segmentation")
 COMPARISONS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 TABLE_BEGIN, TABLE_END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -51,8 +51,9 @@ class Outcome:
 class Entry:
     name: str
     metric: str
-    target: str
+    target: str | None  # None: a baseline, reported without a target
     run: Callable[[config.Config], Outcome]
+    settings: str  # the block of cvcourse.config.SETTINGS the entry reads
 
 
 @dataclass
@@ -60,7 +61,7 @@ class Result:
     name: str
     metric: str
     value: float
-    target: str
+    target: str | None
     seconds: float
     profile: str
     device: str
@@ -71,14 +72,20 @@ class Result:
 REGISTRY: dict[str, Entry] = {}
 
 
-def register(name: str, *, metric: str, target: str) -> Callable:
-    """Register ``fn(cfg) -> Outcome`` as bench entry ``name``; ``target`` reads like ``">= 0.95"``."""
-    parse_target(target)
+def register(name: str, *, metric: str, target: str | None, settings: str | None = None) -> Callable:
+    """Register ``fn(cfg) -> Outcome`` as bench entry ``name``; ``target`` reads like ``">= 0.95"``.
+
+    ``target=None`` registers a baseline: its value is reported and only its checks decide ``passed``.
+    ``cfg`` holds the settings of ``settings`` (a chapter, so its notebook and its bench entry run the
+    same experiment), by default the entry's own block ``name``.
+    """
+    if target is not None:
+        parse_target(target)
 
     def decorate(fn: Callable[[config.Config], Outcome]) -> Callable[[config.Config], Outcome]:
         if name in REGISTRY:
             raise ValueError(f"Bench entry {name!r} is registered twice.")
-        REGISTRY[name] = Entry(name, metric, target, fn)
+        REGISTRY[name] = Entry(name, metric, target, fn, settings or name)
         return fn
 
     return decorate
@@ -104,12 +111,15 @@ def run_entry(name: str, profile: str | None = None) -> Result:
     if name not in known:
         raise KeyError(f"Unknown bench entry {name!r}. Known entries: {', '.join(known)} (see --list).")
     entry = known[name]
-    cfg = config.load(name, profile)
+    cfg = config.load(entry.settings, profile)
     started = time.perf_counter()
     outcome = entry.run(cfg)
     seconds = time.perf_counter() - started
-    compare, threshold = parse_target(entry.target)
-    passed = bool(compare(outcome.value, threshold)) and all(outcome.checks.values())
+    meets_target = True
+    if entry.target is not None:
+        compare, threshold = parse_target(entry.target)
+        meets_target = bool(compare(outcome.value, threshold))
+    passed = meets_target and all(outcome.checks.values())
     details = {**outcome.details, **{f"check:{key}": ok for key, ok in outcome.checks.items()}}
     return Result(name, entry.metric, float(outcome.value), entry.target, round(seconds, 2), cfg.profile,
                   str(cfg.device), passed, details)
@@ -129,7 +139,7 @@ def machine() -> str:
 def result_row(result: Result) -> str:
     details = ", ".join(f"{key}={_short(value)}" for key, value in result.details.items())
     command = f"`python -m cvcourse.bench {result.name} --profile {result.profile}`"
-    return (f"| {result.name} | {result.metric} | {result.value:.4g} | {result.target} | "
+    return (f"| {result.name} | {result.metric} | {result.value:.4g} | {result.target or 'baseline'} | "
             f"{'yes' if result.passed else '**no**'} | {result.seconds:.1f} | {result.profile} | "
             f"{result.device} | {machine()} | {datetime.date.today()} | {command} | {details} |")
 
@@ -165,7 +175,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     known = entries()
     if args.list:
         for entry in known.values():
-            print(f"{entry.name:<28} {entry.metric} {entry.target}")
+            print(f"{entry.name:<28} {entry.metric} {entry.target or '(baseline)'}")
         return 0
     try:
         config.resolve_profile(args.profile)
@@ -182,7 +192,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps({key: value for key, value in asdict(result).items()}), flush=True)
         else:
             verdict = "passed" if result.passed else "MISSED"
-            print(f"{result.name}: {result.metric} = {result.value:.4g} (target {result.target}) "
+            print(f"{result.name}: {result.metric} = {result.value:.4g} (target {result.target or 'none: baseline'}) "
                   f"{verdict} in {result.seconds:.1f} s [{result.profile}, {result.device}]", flush=True)
         if args.results:
             write_results([result], args.results)

@@ -96,7 +96,9 @@ def show_images(
         raise ValueError(f"got {len(titles)} titles for {len(images)} images; pass one title per image")
     ncols = min(ncols, len(images))
     nrows = math.ceil(len(images) / ncols)
-    figure, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, scale * nrows), squeeze=False)
+    aspect = images[0].shape[-2] / images[0].shape[-1]  # height / width, so wide images get short rows
+    row_height = scale * aspect + (0.3 if titles is not None else 0.0)
+    figure, axes = plt.subplots(nrows, ncols, figsize=(scale * ncols, row_height * nrows), squeeze=False)
     for index, ax in enumerate(axes.flat):
         ax.axis("off")
         if index >= len(images):
@@ -336,3 +338,28 @@ def explore_dataset(
         raise ValueError("the dataset is empty; check the split and the data folder it was loaded from")
     slider = widgets.IntSlider(value=0, min=0, max=len(dataset) - 1, description="index")
     return explore(lambda index: show_sample(*dataset[index], class_names), index=slider)
+
+
+def plot_confusion_matrix(confusion: torch.Tensor, class_names: Sequence[str], ax: Axes | None = None) -> Figure:
+    """A confusion matrix (rows = true class, columns = predicted) normalised per row, counts in each cell."""
+    confusion = torch.as_tensor(confusion, dtype=torch.float64)
+    if confusion.ndim != 2 or confusion.shape[0] != confusion.shape[1] or len(class_names) != len(confusion):
+        raise ValueError(f"expected a square (K, K) matrix with K = {len(class_names)} class names, "
+                         f"got shape {tuple(confusion.shape)}")
+    rates = confusion / confusion.sum(dim=1, keepdim=True).clamp(min=1)
+    if ax is None:
+        size = 1.0 + 0.6 * len(class_names)
+        figure, ax = plt.subplots(figsize=(size + 1.0, size))
+    else:
+        figure = ax.figure
+    image = ax.imshow(rates.numpy(), cmap="Blues", vmin=0, vmax=1)
+    for (row, column), rate in np.ndenumerate(rates.numpy()):
+        ax.text(column, row, f"{rate:.2f}", ha="center", va="center", fontsize=7,
+                color="white" if rate > 0.6 else "black")
+    ax.set_xticks(range(len(class_names)), class_names, rotation=45, ha="right")
+    ax.set_yticks(range(len(class_names)), class_names)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    figure.colorbar(image, ax=ax, fraction=0.046, label="fraction of the true class")
+    figure.tight_layout()
+    return figure

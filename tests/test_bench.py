@@ -84,3 +84,11 @@ def test_command_line_module_sees_the_registered_entries():
     listed = subprocess.run([sys.executable, "-m", "cvcourse.bench", "--list"], capture_output=True, text=True,
                             check=True).stdout
     assert "core.trainer_overhead" in listed
+
+
+def test_a_baseline_has_no_target_and_passes_on_its_checks(fake_entries, monkeypatch):
+    monkeypatch.setitem(config.SETTINGS, "t.base", {p: {} for p in config.PROFILES})
+    bench.register("t.base", metric="score", target=None)(lambda cfg: bench.Outcome(0.1, checks={"ran": True}))
+    result = bench.run_entry("t.base", "smoke")
+    assert result.passed and result.target is None
+    assert "| baseline |" in bench.result_row(result)

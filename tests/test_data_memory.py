@@ -21,3 +21,11 @@ def test_materialize_rejects_empty_and_non_tensor_datasets():
     with pytest.raises(TypeError, match="image tensor"):
         materialize([("not an image", 0)])
     assert isinstance(SingleShapes(1, image_size=16)[0][0], tv_tensors.Image)
+
+
+def test_materialize_picks_a_mask_out_of_dict_targets():
+    dataset = [(torch.rand(1, 4, 4), {"mask": tv_tensors.Mask(torch.ones(4, 4, dtype=torch.int64))})] * 3
+    images, masks = materialize(dataset, target_key="mask")
+    assert images.shape == (3, 1, 4, 4) and masks.shape == (3, 4, 4) and type(masks) is torch.Tensor
+    with pytest.raises(KeyError, match=r"keys \['mask'\]: pass target_key="):
+        materialize(dataset)

@@ -359,3 +359,13 @@ def test_explore_dataset_shows_the_sample_at_the_slider_index():
     assert [ax.get_title() for ax in widget.result.axes] == ["image", "boxes"]
     with pytest.raises(ValueError, match="dataset is empty"):
         viz.explore_dataset([], ["bg"])
+
+
+def test_plot_confusion_matrix_normalises_rows_and_checks_its_input():
+    confusion = torch.tensor([[8, 2], [0, 0]])
+    figure = viz.plot_confusion_matrix(confusion, ["background", "cell"])
+    texts = [text.get_text() for text in figure.axes[0].texts]
+    assert texts == ["0.80", "0.20", "0.00", "0.00"]  # an empty row stays zero instead of dividing by zero
+    plt.close(figure)
+    with pytest.raises(ValueError, match="square"):
+        viz.plot_confusion_matrix(torch.zeros(2, 3), ["a", "b"])

@@ -1,7 +1,11 @@
-"""Datasets of the course: synthetic shapes generated on the fly, joint transforms, dataset folders."""
+"""Datasets of the course: synthetic shapes, cells and street scenes generated on the fly, joint transforms,
+real segmentation datasets and the folders they live in."""
 
+from cvcourse.data.cells import SyntheticCells
 from cvcourse.data.folders import DatasetNotFoundError, data_root, require_folder
 from cvcourse.data.memory import materialize
+from cvcourse.data.real import ISBIStack, MaskFolder, oxford_pet
+from cvcourse.data.streets import STREET_CLASSES, StreetScenes
 from cvcourse.data.synthetic import (
     SHAPE_CLASSES,
     Scene,
@@ -29,11 +33,16 @@ from cvcourse.data.transforms import (
 
 __all__ = [
     "SHAPE_CLASSES",
+    "STREET_CLASSES",
     "DatasetNotFoundError",
+    "ISBIStack",
+    "MaskFolder",
     "Scene",
     "Shape",
     "ShapesScenes",
     "SingleShapes",
+    "StreetScenes",
+    "SyntheticCells",
     "add_noise",
     "boxes_from_masks",
     "collate_detection",
@@ -43,6 +52,7 @@ __all__ = [
     "mask_boxes",
     "materialize",
     "max_objects_for",
+    "oxford_pet",
     "paint_shapes",
     "place_shapes",
     "random_color",

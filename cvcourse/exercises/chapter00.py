@@ -1,73 +1,13 @@
-"""Self-checking exercises.
-
-In a chapter notebook the reference solution of an exercise sits in a code cell tagged ``solution``
-and the next code cell checks it::
-
-    exercises.check("boxes_from_masks", boxes_from_masks)
-
-A checker accepts a correct answer and rejects wrong ones with a hint, never with the answer.
-``cvcourse.student`` writes the students' copies, where each solution cell becomes a stub.
-"""
+"""Chapter 00 exercise: boxes_from_masks, checked against ``torchvision.ops.masks_to_boxes``."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import torch
 from torchvision.ops import masks_to_boxes
 
-Checker = Callable[[Any], str]
-CHECKERS: dict[str, Checker] = {}
-
-
-class ExerciseFailed(AssertionError):
-    """A wrong answer: the message says what is wrong and gives a hint, never the answer."""
-
-
-def checker(name: str) -> Callable[[Checker], Checker]:
-    """Register ``fn(answer) -> success message`` (raising ExerciseFailed) as the checker of ``name``."""
-
-    def register(fn: Checker) -> Checker:
-        if name in CHECKERS:
-            raise ValueError(f"exercise {name!r} already has a checker; give the new exercise another name")
-        CHECKERS[name] = fn
-        return fn
-
-    return register
-
-
-def check(name: str, answer: Any) -> bool:
-    """Check a student's answer to exercise ``name``: print "✓ name: message" and return True, or raise."""
-    if name not in CHECKERS:
-        raise KeyError(f"no exercise named {name!r}; known exercises: {sorted(CHECKERS)}")
-    try:
-        message = CHECKERS[name](answer)
-    except NotImplementedError:
-        raise ExerciseFailed(
-            f"{name} is not done yet: write the function in the cell above, then run this cell again"
-        ) from None
-    print(f"✓ {name}: {message}")
-    return True
-
-
-def call_answer(name: str, answer: Any, case: str, *args: Any) -> Any:
-    """Call the student's function on one case; a crash becomes ExerciseFailed naming the case."""
-    if not callable(answer):
-        raise ExerciseFailed(
-            f"expected the function {name} itself, got a {type(answer).__name__}; "
-            f"pass the function without calling it: check({name!r}, {name})"
-        )
-    try:
-        return answer(*args)
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        raise ExerciseFailed(f"{name} raised {type(error).__name__} on {case}: {error}") from error
-
-
-# ---------------------------------------------------------------------------------------------
-# Chapter 00: boxes_from_masks
+from cvcourse.exercises import ExerciseFailed, call_answer, checker
 
 
 def boxes_from_masks_cases() -> list[tuple[str, torch.Tensor]]:
@@ -100,8 +40,10 @@ def boxes_from_masks_hint(boxes: torch.Tensor, expected: torch.Tensor) -> str:
     mistakes = [
         (
             [expected + torch.tensor([0.0, 0.0, 1.0, 1.0])],
-            "x2 and y2 are one too large: they are the largest column and row index that is set, "
-            "not one past it",
+            (
+                "x2 and y2 are one too large: they are the largest column and row index that is set, "
+                "not one past it"
+            ),
         ),
         (
             [expected[:, [1, 0, 3, 2]]],
