@@ -49,6 +49,14 @@ def scenes_unet(cfg: Config, seed: int = 0) -> UNet:
     return UNet(3, StreetScenes.num_classes, depth=cfg.scenes_depth, base_width=cfg.scenes_width)
 
 
+def timed_training(cfg: Config, model: UNet, images: torch.Tensor, targets: torch.Tensor, loss_fn, steps: int):
+    """Train with chapter 02's batch size and learning rate; returns the trained model and the seconds it took."""
+    started = time.perf_counter()
+    trainer = train_segmentation(model, images, targets, loss_fn=loss_fn, steps=steps, batch_size=cfg.batch_size,
+                                 lr=cfg.lr, device=cfg.device, progress=False)
+    return trainer.model, time.perf_counter() - started
+
+
 @register("seg.otsu_cells", metric="Otsu Dice on held-out cells", target=None, settings="02_unet")
 def otsu_cells(cfg: Config) -> Outcome:
     images, masks = cell_split(cfg, "test")
@@ -59,30 +67,23 @@ def otsu_cells(cfg: Config) -> Outcome:
 def unet_cells(cfg: Config) -> Outcome:
     train_images, train_masks = cell_split(cfg, "train")
     test_images, test_masks = cell_split(cfg, "test")
-    started = time.perf_counter()
-    trainer = train_segmentation(cells_unet(cfg), train_images, train_masks, loss_fn=bce_dice_loss,
-                                 steps=cfg.cells_steps, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
-                                 progress=False)
-    seconds = time.perf_counter() - started
-    unet_dice = metrics.dice(segment(trainer.model, test_images), test_masks).mean().item()
+    model, seconds = timed_training(cfg, cells_unet(cfg), train_images, train_masks, bce_dice_loss, cfg.cells_steps)
+    unet_dice = metrics.dice(segment(model, test_images), test_masks).mean().item()
     otsu_dice = metrics.dice(otsu_masks(test_images), test_masks).mean().item()
-    return Outcome(unet_dice, checks={"train_s<=180": seconds <= 180, "margin_over_otsu>=0.15": unet_dice - otsu_dice >= 0.15},
+    return Outcome(unet_dice,
+                   checks={"train_s<=180": seconds <= 180, "margin_over_otsu>=0.15": unet_dice - otsu_dice >= 0.15},
                    details={"train_s": seconds, "otsu_dice": otsu_dice, "steps": cfg.cells_steps,
-                            "parameters": trainer.model.num_parameters})
+                            "parameters": model.num_parameters})
 
 
 @register("seg.unet_scenes", metric="U-Net mIoU on held-out street scenes", target=">= 0.85", settings="02_unet")
 def unet_scenes(cfg: Config) -> Outcome:
     train_images, train_maps = scene_split(cfg, "train")
     test_images, test_maps = scene_split(cfg, "test")
-    started = time.perf_counter()
-    trainer = train_segmentation(scenes_unet(cfg), train_images, train_maps, loss_fn=ce_dice_loss,
-                                 steps=cfg.scenes_steps, batch_size=cfg.batch_size, lr=cfg.lr, device=cfg.device,
-                                 progress=False)
-    seconds = time.perf_counter() - started
-    confusion = metrics.confusion_matrix(segment(trainer.model, test_images), test_maps, StreetScenes.num_classes)
+    model, seconds = timed_training(cfg, scenes_unet(cfg), train_images, train_maps, ce_dice_loss, cfg.scenes_steps)
+    confusion = metrics.confusion_matrix(segment(model, test_images), test_maps, StreetScenes.num_classes)
     per_class = metrics.iou_per_class(confusion)
     return Outcome(metrics.mean_iou(confusion),
                    checks={"train_s<=300": seconds <= 300, "classes>=5": StreetScenes.num_classes >= 5},
-                   details={"train_s": seconds, "steps": cfg.scenes_steps, "parameters": trainer.model.num_parameters,
+                   details={"train_s": seconds, "steps": cfg.scenes_steps, "parameters": model.num_parameters,
                             **{f"iou_{name}": float(value) for name, value in zip(StreetScenes.class_names, per_class)}})
