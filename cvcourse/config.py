@@ -62,6 +62,11 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "cpu": dict(image_size=32, train_size=2048, batch_size=64, steps=64, repeats=5, width=32),
         "gpu": dict(image_size=32, train_size=8192, batch_size=256, steps=200, repeats=5, width=64),
     },
+    "det.map_vs_reference": {
+        "smoke": dict(cases=50, max_images=4, max_objects=12),
+        "cpu": dict(cases=200, max_images=6, max_objects=20),
+        "gpu": dict(cases=500, max_images=8, max_objects=30),
+    },
 }
 
 

@@ -1,10 +1,17 @@
 """Datasets of the course: synthetic shapes, cells and street scenes generated on the fly, joint transforms,
-real segmentation datasets and the folders they live in."""
+real segmentation and detection datasets and the folders they live in."""
 
 from cvcourse.data.cells import SyntheticCells
+from cvcourse.data.detection import (
+    DetectionScenes,
+    coco_area_ranges,
+    detection_scenes,
+    detection_transforms,
+)
 from cvcourse.data.folders import DatasetNotFoundError, data_root, require_folder
 from cvcourse.data.memory import materialize
 from cvcourse.data.real import ISBIStack, MaskFolder, oxford_pet
+from cvcourse.data.real_detection import VOC_CLASSES, PennFudan, voc_detection
 from cvcourse.data.streets import STREET_CLASSES, StreetScenes
 from cvcourse.data.synthetic import (
     SHAPE_CLASSES,
@@ -34,9 +41,12 @@ from cvcourse.data.transforms import (
 __all__ = [
     "SHAPE_CLASSES",
     "STREET_CLASSES",
+    "VOC_CLASSES",
     "DatasetNotFoundError",
+    "DetectionScenes",
     "ISBIStack",
     "MaskFolder",
+    "PennFudan",
     "Scene",
     "Shape",
     "ShapesScenes",
@@ -45,8 +55,11 @@ __all__ = [
     "SyntheticCells",
     "add_noise",
     "boxes_from_masks",
+    "coco_area_ranges",
     "collate_detection",
     "data_root",
+    "detection_scenes",
+    "detection_transforms",
     "drop_empty_objects",
     "gradient_background",
     "mask_boxes",
@@ -62,4 +75,5 @@ __all__ = [
     "require_folder",
     "semantic_map",
     "train_transforms",
+    "voc_detection",
 ]

@@ -66,6 +66,6 @@ def call_answer(name: str, answer: Any, case: str, *args: Any) -> Any:
 
 
 # Importing the chapter modules registers their checkers; they need the registry above, so they come last.
-from cvcourse.exercises import chapter00, segmentation
+from cvcourse.exercises import chapter00, detection, segmentation
 
-__all__ = ["CHECKERS", "ExerciseFailed", "call_answer", "chapter00", "check", "checker", "segmentation"]
+__all__ = ["CHECKERS", "ExerciseFailed", "call_answer", "chapter00", "check", "checker", "detection", "segmentation"]
