@@ -139,7 +139,8 @@ def machine() -> str:
 def result_row(result: Result) -> str:
     details = ", ".join(f"{key}={_short(value)}" for key, value in result.details.items())
     command = f"`python -m cvcourse.bench {result.name} --profile {result.profile}`"
-    return (f"| {result.name} | {result.metric} | {result.value:.4g} | {result.target or 'baseline'} | "
+    metric = result.metric.replace("|", "\\|")  # a literal pipe would split the table cell
+    return (f"| {result.name} | {metric} | {result.value:.4g} | {result.target or 'baseline'} | "
             f"{'yes' if result.passed else '**no**'} | {result.seconds:.1f} | {result.profile} | "
             f"{result.device} | {machine()} | {datetime.date.today()} | {command} | {details} |")
 

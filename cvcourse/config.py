@@ -57,10 +57,18 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                     scenes_depth=4, scenes_width=32, scenes_steps=3000, loss_steps=600, batch_size=32,
                     lr=2e-3, target_cells_dice=0.97, target_scenes_miou=0.90),
     },
+    "07_object_detection": {
+        "smoke": dict(image_size=128, train_size=128, test_size=16, width=8, fpn_width=16, steps=150, batch_size=8,
+                      lr=3e-3, frcnn_steps=2, target_map_50=0.10, target_map=0.03),
+        "cpu": dict(image_size=128, train_size=2000, test_size=200, width=16, fpn_width=64, steps=1500,
+                    batch_size=16, lr=3e-3, frcnn_steps=100, target_map_50=0.90, target_map=0.60),
+        "gpu": dict(image_size=128, train_size=8000, test_size=500, width=32, fpn_width=128, steps=6000,
+                    batch_size=32, lr=2e-3, frcnn_steps=2000, target_map_50=0.95, target_map=0.70),
+    },
     "core.trainer_overhead": {
         "smoke": dict(image_size=32, train_size=512, batch_size=64, steps=16, repeats=2, width=16),
-        "cpu": dict(image_size=32, train_size=2048, batch_size=64, steps=64, repeats=5, width=32),
-        "gpu": dict(image_size=32, train_size=8192, batch_size=256, steps=200, repeats=5, width=64),
+        "cpu": dict(image_size=32, train_size=2048, batch_size=64, steps=32, repeats=15, width=32),
+        "gpu": dict(image_size=32, train_size=8192, batch_size=256, steps=200, repeats=9, width=64),
     },
     "det.map_vs_reference": {
         "smoke": dict(cases=50, max_images=4, max_objects=12),

@@ -73,7 +73,8 @@ def test_results_table_replaces_only_the_rerun_rows(fake_entries, tmp_path):
 
 def test_trainer_overhead_runs_in_the_smoke_profile(capsys):
     result = bench.run_entry("core.trainer_overhead", "smoke")
-    assert result.value > 0 and result.details["trainer_s"] > 0 and result.details["hand_s"] > 0
+    assert result.value > 0 and result.details["trainer_s_median"] > 0 and result.details["hand_s_median"] > 0
+    assert len(result.details["pair_ratios"].split()) == 2
     assert result.profile == "smoke" and result.target == "<= 1.05"
 
 

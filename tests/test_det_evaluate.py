@@ -186,3 +186,18 @@ def test_the_bench_entry_meets_its_target_in_the_smoke_profile():
     result = bench.run_entry("det.map_vs_reference", "smoke")
     assert result.passed and result.value <= TOLERANCE
     assert result.details["cases"] >= CASES
+
+
+def test_size_ranges_can_be_scaled_to_small_images():
+    from cvcourse.data import coco_area_ranges
+
+    targets = [{"boxes": torch.tensor([[0.0, 0.0, 5.0, 5.0], [0.0, 0.0, 40.0, 40.0]]), "labels": torch.tensor([1, 1])}]
+    predictions = [{"boxes": torch.tensor([[0.0, 0.0, 40.0, 40.0]]), "scores": torch.tensor([0.9]),
+                    "labels": torch.tensor([1])}]
+    coco = evaluate_detections(predictions, targets)
+    scaled = evaluate_detections(predictions, targets, size_ranges=coco_area_ranges(128))
+    assert coco["map_large"] != coco["map_large"]  # NaN: no box is 96x96 px
+    assert scaled["map_large"] == pytest.approx(1.0) and scaled["map_small"] == pytest.approx(0.0)
+    assert scaled["map"] == coco["map"]
+    with pytest.raises(ValueError, match="small, medium, large"):
+        evaluate_detections(predictions, targets, size_ranges={"tiny": (0.0, 1.0)})

@@ -175,7 +175,8 @@ def class_average_precisions(images: Sequence[ClassInImage], area_range: tuple[f
 
 
 def evaluate_detections(predictions: Sequence[dict], targets: Sequence[dict], num_classes: int | None = None,
-                        max_detections: int = MAX_DETECTIONS) -> dict[str, Any]:
+                        max_detections: int = MAX_DETECTIONS,
+                        size_ranges: dict[str, tuple[float, float]] | None = None) -> dict[str, Any]:
     """COCO's box metrics of a dataset: a dict with "map" (mAP@[.5:.95]), "map_50", "map_75", "map_small",
     "map_medium", "map_large" (floats) and "map_per_class" ({label: AP@[.5:.95]}), the keys of torchmetrics.
 
@@ -183,6 +184,8 @@ def evaluate_detections(predictions: Sequence[dict], targets: Sequence[dict], nu
     output and take them (see ``check_detections``). A metric without ground truth to score is NaN: "map"
     when no image has a box, "map_small" without small boxes, and the classes of 1..num_classes - 1
     (``num_classes`` counting the background, given to check labels and list absent classes) without any.
+    ``size_ranges`` replaces COCO's small / medium / large box areas (32^2 and 96^2 px, made for images of
+    about 640x480 px), e.g. with ``cvcourse.data.coco_area_ranges(image_size)`` for smaller images.
     """
     check_detections(predictions, targets, num_classes)
     if isinstance(max_detections, bool) or not isinstance(max_detections, int) or max_detections < 1:
@@ -190,10 +193,13 @@ def evaluate_detections(predictions: Sequence[dict], targets: Sequence[dict], nu
     labels = sorted({int(label) for target in targets for label in target["labels"]})
     if num_classes is not None:
         labels = list(range(1, num_classes))
-    aps: dict[str, dict[int, torch.Tensor]] = {area: {} for area in AREA_RANGES}
+    ranges = AREA_RANGES if size_ranges is None else {"all": AREA_RANGES["all"], **size_ranges}
+    if set(ranges) != set(AREA_RANGES):
+        raise ValueError(f"size_ranges needs exactly the keys small, medium, large; got {sorted(size_ranges)}")
+    aps: dict[str, dict[int, torch.Tensor]] = {area: {} for area in ranges}
     for label in labels:
         images = [select_class(p, t, label, max_detections) for p, t in zip(predictions, targets)]
-        for area, area_range in AREA_RANGES.items():
+        for area, area_range in ranges.items():
             per_threshold = class_average_precisions(images, area_range)
             if per_threshold is not None:
                 aps[area][label] = per_threshold

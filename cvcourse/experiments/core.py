@@ -8,6 +8,7 @@ are interleaved and each takes its fastest repeat, so load from other processes 
 
 from __future__ import annotations
 
+import statistics
 import time
 
 import torch
@@ -65,10 +66,14 @@ def trainer_overhead(cfg: Config) -> Outcome:
     loader = DataLoader(TensorDataset(images, labels), batch_size=cfg.batch_size, shuffle=True)
     hand_written_loop(cfg, loader, dataset.num_classes)  # warm-up: allocator, kernels, caches
     trainer_loop(cfg, loader, dataset.num_classes)
-    hand, trainer = [], []
-    for _ in range(cfg.repeats):
-        hand.append(hand_written_loop(cfg, loader, dataset.num_classes))
-        trainer.append(trainer_loop(cfg, loader, dataset.num_classes))
-    return Outcome(value=min(trainer) / min(hand),
-                   details={"hand_s": min(hand), "trainer_s": min(trainer), "steps": cfg.steps,
-                            "repeats": cfg.repeats})
+    ratios, hand, trainer = [], [], []
+    for repeat in range(cfg.repeats):
+        runs = {"hand": hand_written_loop, "trainer": trainer_loop}
+        order = ["hand", "trainer"] if repeat % 2 == 0 else ["trainer", "hand"]
+        seconds = {name: runs[name](cfg, loader, dataset.num_classes) for name in order}
+        hand.append(seconds["hand"])
+        trainer.append(seconds["trainer"])
+        ratios.append(seconds["trainer"] / seconds["hand"])
+    return Outcome(value=statistics.median(ratios),
+                   details={"hand_s_median": statistics.median(hand), "trainer_s_median": statistics.median(trainer),
+                            "pair_ratios": " ".join(f"{r:.3f}" for r in ratios), "steps": cfg.steps})

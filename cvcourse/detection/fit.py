@@ -1,0 +1,95 @@
+"""Training the dense detector with the course's loop, and running it over images.
+
+Scenes are drawn once and kept in memory; each batch is flipped left-right at random (boxes with it),
+which is the cheapest augmentation that keeps the detector honest about left and right. The box-aware
+``cvcourse.data.detection_transforms`` (zoom, crop, colour) can be passed as ``transforms`` instead.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from cvcourse.detection.fcos import decode, fcos_loss
+from cvcourse.device import seed_everything
+from cvcourse.models.detector import DenseDetector
+from cvcourse.train import Trainer, evaluating
+
+Target = dict[str, torch.Tensor]
+
+
+def plain_target(target: Target) -> Target:
+    """Only what the detector learns from: boxes as a plain tensor, and labels."""
+    return {"boxes": target["boxes"].as_subclass(torch.Tensor).float(), "labels": target["labels"]}
+
+
+def flip_left_right(image: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
+    """Mirror an image (C, H, W) and its pixel-edge boxes: x becomes W - x."""
+    width = image.shape[-1]
+    boxes = target["boxes"].clone()
+    boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
+    return image.flip(-1), {**target, "boxes": boxes}
+
+
+class SceneMemory(Dataset):
+    """``(image, target)`` pairs held in memory, flipped at random when ``flip`` is set."""
+
+    def __init__(self, scenes: Sequence, flip: bool = True, transforms: Callable | None = None) -> None:
+        self.items = [(image, target) for image, target in (scenes[i] for i in range(len(scenes)))]
+        self.flip, self.transforms = flip, transforms
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
+        image, target = self.items[index]
+        if self.transforms is not None:
+            image, target = self.transforms(image, target)
+        image, target = image.as_subclass(torch.Tensor), plain_target(target)
+        if self.flip and torch.rand(()) < 0.5:
+            image, target = flip_left_right(image, target)
+        return image, target
+
+
+def collate(batch: Sequence[tuple[torch.Tensor, Target]]) -> tuple[torch.Tensor, list[Target]]:
+    images, targets = zip(*batch)
+    return torch.stack(images), list(targets)
+
+
+def detection_step(batch: tuple[torch.Tensor, list[Target]], ctx: Trainer) -> dict[str, torch.Tensor]:
+    """One step: the three FCOS losses of a batch, and their sum as the loss to optimise."""
+    images, targets = batch
+    with ctx.autocast():
+        outputs = ctx.model(images)
+    outputs = [{key: value.float() for key, value in level.items()} for level in outputs]
+    parts = fcos_loss(outputs, targets, ctx.model.strides)
+    return {"loss": sum(parts.values()), **parts}
+
+
+def train_detector(model: DenseDetector, scenes: Sequence, *, steps: int, batch_size: int, lr: float,
+                   device: str | torch.device | None = None, seed: int = 0, transforms: Callable | None = None,
+                   **trainer_options) -> Trainer:
+    """AdamW with a one-cycle schedule and gradient clipping; ``trainer_options`` go to the Trainer."""
+    seed_everything(seed)
+    loader = DataLoader(SceneMemory(scenes, transforms=transforms), batch_size=batch_size, shuffle=True,
+                        drop_last=True, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
+    trainer = Trainer(model, optimizer, detection_step, device=device, schedulers=schedule, grad_clip=10.0,
+                      **trainer_options)
+    trainer.fit(loader, steps=steps)
+    return trainer
+
+
+def detect(model: DenseDetector, images: torch.Tensor, *, batch_size: int = 32, **decode_options) -> list[Target]:
+    """Detections for a batch of images (N, 3, H, W): one dict of boxes, scores and labels per image."""
+    device = next(model.parameters()).device
+    detections = []
+    with evaluating(model):
+        for start in range(0, len(images), batch_size):
+            chunk = images[start:start + batch_size].to(device)
+            found = decode(model(chunk), model.strides, image_size=tuple(chunk.shape[-2:]), **decode_options)
+            detections += [{key: value.cpu() for key, value in d.items()} for d in found]
+    return detections
