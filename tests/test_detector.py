@@ -101,16 +101,37 @@ def test_bad_images_are_explained():
         model(torch.rand(3, 64, 64))
 
 
-def test_flip_left_right_agrees_with_torchvision():
+def test_scene_memory_flips_boxes_with_the_image():
     from torchvision import tv_tensors
-    from torchvision.transforms.v2 import functional as TF
 
-    from cvcourse.detection.fit import flip_left_right
+    from cvcourse.detection.fit import SceneMemory
 
-    image = torch.rand(3, 32, 48)
-    boxes = torch.tensor([[0.0, 2.0, 10.0, 12.0], [30.0, 5.0, 48.0, 32.0]])
-    flipped_image, flipped = flip_left_right(image, {"boxes": boxes, "labels": torch.tensor([1, 2])})
-    reference = TF.horizontal_flip(tv_tensors.BoundingBoxes(boxes, format="XYXY", canvas_size=(32, 48)))
-    assert torch.equal(flipped_image, TF.horizontal_flip(image))
-    torch.testing.assert_close(flipped["boxes"], reference.as_subclass(torch.Tensor))
-    assert flipped["labels"].tolist() == [1, 2]
+    image = tv_tensors.Image(torch.rand(3, 32, 48))
+    target = {"boxes": tv_tensors.BoundingBoxes([[0.0, 2.0, 10.0, 12.0]], format="XYXY", canvas_size=(32, 48)),
+              "labels": torch.tensor([1])}
+    flipped_image, flipped = SceneMemory([(image, target)])[0]  # v2.RandomHorizontalFlip, p = 0.5
+    if torch.equal(flipped_image, image.flip(-1)):
+        assert flipped["boxes"].tolist() == [[38.0, 2.0, 48.0, 12.0]]
+    else:
+        assert torch.equal(flipped_image, image) and flipped["boxes"].tolist() == [[0.0, 2.0, 10.0, 12.0]]
+    assert type(flipped_image) is torch.Tensor and type(flipped["boxes"]) is torch.Tensor
+
+
+
+def test_train_detector_and_detect_return_torchvision_style_results():
+    from cvcourse.data import detection_scenes
+    from cvcourse.detection.fit import detect, train_detector
+
+    scenes = detection_scenes("train", 8, image_size=64)
+    seed_everything(0)
+    trainer = train_detector(DenseDetector(4, width=8, fpn_width=16), scenes, steps=3, batch_size=4, lr=1e-3,
+                             progress=False)
+    assert trainer.step == 3 and set(trainer.history.names()) >= {"loss", "cls", "box", "centerness"}
+    images = torch.stack([scenes[i][0].as_subclass(torch.Tensor) for i in range(2)])
+    found = detect(trainer.model, images, score_threshold=0.0, max_detections=7)
+    assert len(found) == 2
+    for detections in found:
+        assert set(detections) == {"boxes", "scores", "labels"} and len(detections["boxes"]) <= 7
+        assert ((detections["labels"] >= 1) & (detections["labels"] <= 4)).all()
+        assert (detections["boxes"] >= 0).all() and (detections["boxes"] <= 64).all()
+        assert torch.equal(detections["scores"], detections["scores"].sort(descending=True).values)

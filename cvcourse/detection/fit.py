@@ -1,8 +1,9 @@
 """Training the dense detector with the course's loop, and running it over images.
 
-Scenes are drawn once and kept in memory; each batch is flipped left-right at random (boxes with it),
-which is the cheapest augmentation that keeps the detector honest about left and right. The box-aware
-``cvcourse.data.detection_transforms`` (zoom, crop, colour) can be passed as ``transforms`` instead.
+Scenes are drawn once and kept in memory as tv_tensors, and every item goes through a torchvision
+``transforms.v2`` pipeline, by default a random left-right flip that moves the boxes with the image (the
+cheapest augmentation). The box-aware ``cvcourse.data.detection_transforms`` (zoom, crop, colour) can be
+passed as ``transforms`` instead.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 from torch.utils.data import DataLoader, Dataset
+from torchvision.transforms import v2
 
 from cvcourse.detection.fcos import decode, fcos_loss
 from cvcourse.device import seed_everything
@@ -25,32 +27,19 @@ def plain_target(target: Target) -> Target:
     return {"boxes": target["boxes"].as_subclass(torch.Tensor).float(), "labels": target["labels"]}
 
 
-def flip_left_right(image: torch.Tensor, target: Target) -> tuple[torch.Tensor, Target]:
-    """Mirror an image (C, H, W) and its pixel-edge boxes: x becomes W - x."""
-    width = image.shape[-1]
-    boxes = target["boxes"].clone()
-    boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
-    return image.flip(-1), {**target, "boxes": boxes}
-
-
 class SceneMemory(Dataset):
-    """``(image, target)`` pairs held in memory, flipped at random when ``flip`` is set."""
+    """``(image, target)`` pairs held in memory, each passed through ``transforms`` when it is read."""
 
-    def __init__(self, scenes: Sequence, flip: bool = True, transforms: Callable | None = None) -> None:
-        self.items = [(image, target) for image, target in (scenes[i] for i in range(len(scenes)))]
-        self.flip, self.transforms = flip, transforms
+    def __init__(self, scenes: Sequence, transforms: Callable | None = None) -> None:
+        self.items = [scenes[i] for i in range(len(scenes))]
+        self.transforms = transforms if transforms is not None else v2.RandomHorizontalFlip()
 
     def __len__(self) -> int:
         return len(self.items)
 
     def __getitem__(self, index: int) -> tuple[torch.Tensor, Target]:
-        image, target = self.items[index]
-        if self.transforms is not None:
-            image, target = self.transforms(image, target)
-        image, target = image.as_subclass(torch.Tensor), plain_target(target)
-        if self.flip and torch.rand(()) < 0.5:
-            image, target = flip_left_right(image, target)
-        return image, target
+        image, target = self.transforms(*self.items[index])
+        return image.as_subclass(torch.Tensor), plain_target(target)
 
 
 def collate(batch: Sequence[tuple[torch.Tensor, Target]]) -> tuple[torch.Tensor, list[Target]]:
