@@ -9,6 +9,7 @@ from cvcourse.data.detection import (
     detection_transforms,
 )
 from cvcourse.data.folders import DatasetNotFoundError, data_root, require_folder
+from cvcourse.data.glyphs import Glyphs
 from cvcourse.data.memory import materialize
 from cvcourse.data.real import ISBIStack, MaskFolder, oxford_pet
 from cvcourse.data.real_detection import VOC_CLASSES, PennFudan, voc_detection
@@ -44,6 +45,7 @@ __all__ = [
     "VOC_CLASSES",
     "DatasetNotFoundError",
     "DetectionScenes",
+    "Glyphs",
     "ISBIStack",
     "MaskFolder",
     "PennFudan",
