@@ -5,7 +5,8 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torchvision import tv_tensors
 
-from cvcourse.data import Glyphs
+from cvcourse.data import Glyphs, glyphs, materialize
+from cvcourse.data.glyphs import glyph_tensors
 
 
 def test_items_are_grey_digits_in_the_unit_range():
@@ -39,3 +40,26 @@ def test_bad_arguments_are_explained():
         Glyphs(10, image_size=8)
     with pytest.raises(IndexError, match="valid indices are 0..9"):
         Glyphs(10)[10]
+
+
+def test_glyph_tensors_match_materialize_and_are_drawn_once(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CVCOURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(glyphs, "_usable_cpu_count", lambda: 2)  # draw with two workers even on a one-core runner
+    images, labels = glyph_tensors(24, image_size=16, seed=3)
+    assert "no cached entry yet" in capsys.readouterr().out
+    expected_images, expected_labels = materialize(Glyphs(24, image_size=16, seed=3))  # drawn without workers
+    assert images.dtype == torch.float32 and images.shape == (24, 1, 16, 16) and type(images) is torch.Tensor
+    assert labels.dtype == torch.int64 and labels.shape == (24,)
+    assert torch.equal(images, expected_images) and torch.equal(labels, expected_labels)
+    again, _ = glyph_tensors(24, image_size=16, seed=3)
+    assert capsys.readouterr().out == "" and torch.equal(again, images)
+    assert len(list(tmp_path.glob("glyphs-*.pt"))) == 1
+
+
+def test_glyph_tensors_are_drawn_again_when_the_drawing_changes(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("CVCOURSE_CACHE", str(tmp_path))
+    glyph_tensors(4, image_size=16)
+    monkeypatch.setattr(glyphs, "ELASTIC_ALPHA", 2 * glyphs.ELASTIC_ALPHA)
+    glyph_tensors(4, image_size=16)
+    assert capsys.readouterr().out.count("no cached entry yet") == 2
+    assert len(list(tmp_path.glob("glyphs-*.pt"))) == 2

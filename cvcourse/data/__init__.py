@@ -1,5 +1,5 @@
 """Datasets of the course: synthetic shapes, cells and street scenes generated on the fly, joint transforms,
-real segmentation and detection datasets and the folders they live in."""
+real segmentation, detection and classification datasets and the folders they live in."""
 
 from cvcourse.data.cells import SyntheticCells
 from cvcourse.data.detection import (
@@ -9,9 +9,17 @@ from cvcourse.data.detection import (
     detection_transforms,
 )
 from cvcourse.data.folders import DatasetNotFoundError, data_root, require_folder
-from cvcourse.data.glyphs import Glyphs
+from cvcourse.data.glyphs import Glyphs, glyph_tensors
 from cvcourse.data.memory import materialize
 from cvcourse.data.real import ISBIStack, MaskFolder, oxford_pet
+from cvcourse.data.real_classification import (
+    CIFAR10_CLASSES,
+    FASHION_MNIST_CLASSES,
+    MNIST_CLASSES,
+    cifar10,
+    fashion_mnist,
+    mnist,
+)
 from cvcourse.data.real_detection import VOC_CLASSES, PennFudan, voc_detection
 from cvcourse.data.streets import STREET_CLASSES, StreetScenes
 from cvcourse.data.synthetic import (
@@ -40,6 +48,9 @@ from cvcourse.data.transforms import (
 )
 
 __all__ = [
+    "CIFAR10_CLASSES",
+    "FASHION_MNIST_CLASSES",
+    "MNIST_CLASSES",
     "SHAPE_CLASSES",
     "STREET_CLASSES",
     "VOC_CLASSES",
@@ -57,16 +68,20 @@ __all__ = [
     "SyntheticCells",
     "add_noise",
     "boxes_from_masks",
+    "cifar10",
     "coco_area_ranges",
     "collate_detection",
     "data_root",
     "detection_scenes",
     "detection_transforms",
     "drop_empty_objects",
+    "fashion_mnist",
+    "glyph_tensors",
     "gradient_background",
     "mask_boxes",
     "materialize",
     "max_objects_for",
+    "mnist",
     "oxford_pet",
     "paint_shapes",
     "place_shapes",

@@ -8,6 +8,7 @@ antialiasing. As in MNIST: a white digit on black, one grey channel, values in [
 
 from __future__ import annotations
 
+import math
 from functools import lru_cache
 from pathlib import Path
 
@@ -15,10 +16,13 @@ import matplotlib
 import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
+from torch.utils.data import DataLoader
 from torchvision import tv_tensors
 from torchvision.transforms.v2 import functional as TF
 
+from cvcourse.cache import cached, tensor_digest
 from cvcourse.data.synthetic import _SeededDataset
+from cvcourse.device import _usable_cpu_count
 
 CANVAS = 64  # digits are drawn this large, then shrunk: smooth edges at 28 or 32 px
 FONTS = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf", "DejaVuSans-BoldOblique.ttf")
@@ -68,3 +72,23 @@ class Glyphs(_SeededDataset):
         image = TF.resize(image, [self.image_size, self.image_size], antialias=True).clamp(0, 1)
         image = tv_tensors.Image(image)
         return (self.transforms(image) if self.transforms else image), label
+
+
+def glyph_tensors(size: int, image_size: int = 28, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``materialize(Glyphs(size, image_size, seed=seed))``, drawn once per machine and cached.
+
+    Returns float32 images (N, 1, H, W) in [0, 1] and int64 labels (N,). The glyphs are drawn by DataLoader
+    workers on every usable core and stored with ``cvcourse.cache.cached``; the cache key includes a digest of
+    the first glyph, so a change to how glyphs are drawn draws them again.
+    """
+    dataset = Glyphs(size, image_size, seed=seed)
+    config = {"size": size, "image_size": image_size, "seed": seed, "first_glyph": tensor_digest(dataset[0][0])}
+
+    def draw() -> dict:
+        workers = _usable_cpu_count()
+        loader = DataLoader(dataset, batch_size=min(500, math.ceil(size / workers)), num_workers=workers)
+        images, labels = zip(*loader)
+        return {"images": torch.cat(images).as_subclass(torch.Tensor), "labels": torch.cat(labels)}
+
+    entry = cached("glyphs", config, draw)
+    return entry["images"], entry["labels"]

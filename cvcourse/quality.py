@@ -1,0 +1,343 @@
+"""Measuring generated images offline: the Fréchet distance on the course classifier's features, and more.
+
+FID (Heusel et al. 2017, "GANs Trained by a Two Time-Scale Update Rule Converge to a Local Nash Equilibrium")
+fits a Gaussian to the Inception-v3 pool features of real images and another to those of generated images,
+and reports the Fréchet distance between the two Gaussians (their eq. 6). Inception's weights are a download,
+and ImageNet features say little about 28x28 digits, so the course uses the pooled penultimate features of its
+own classifier (``SmallCNN.features``) instead: the Fréchet Classifier Distance, FCD. FCD values compare only
+with other FCD values from the same classifier, never with published FIDs; and, since the estimate is biased
+upwards for small sets (Chong & Forsyth 2020), only between sets of the same size.
+
+The classifier also judges each image: ``precision`` is the share of images it recognises confidently (not the
+k-NN precision of Kynkäänniemi et al. 2019), ``coverage`` how evenly the images spread over the classes (a GAN
+that collapses onto a few digits loses coverage), ``label_accuracy`` how often a class-conditional generator
+draws the class it was asked for. ``reference_points`` puts an FCD in context: the FCD of held-out real images
+(the floor a perfect generator reaches), of blurred ones and of noised ones.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import scipy.linalg
+import torch
+import torch.nn.functional as F
+from torch.utils.data import DataLoader, TensorDataset
+from torchvision.transforms.v2 import functional as TF
+
+from cvcourse.cache import cached_model, tensor_digest
+from cvcourse.data.glyphs import Glyphs, glyph_tensors
+from cvcourse.device import pick_device, seed_everything
+from cvcourse.models.classifier import SmallCNN
+from cvcourse.train import Trainer, evaluating, predict, supervised_step
+
+TRAIN_SIZE, TEST_SIZE = 10_000, 2_000  # glyphs drawn for the judge: seed 0 to train on, seed 1 to test on
+GLYPH_RECIPE = {"width": 32, "steps": 200, "batch_size": 64, "lr": 3e-3, "seed": 0}
+MIN_ACCURACY = 0.98  # a weaker judge is refused
+CHECKPOINT_EVERY = 50
+SINGULAR_OFFSET = 1e-6  # added to the covariances' diagonals when their product is singular, as the FID code does
+CONVERSIONS = ("convert a Tanh output in [-1, 1] with (x + 1) / 2, uint8 or 0..255 values with x.float() / 255, "
+               "small overshoots with x.clamp(0, 1)")
+
+
+def check_images(images: torch.Tensor, channels: int, image_size: Sequence[int] | None = None,
+                 name: str = "images") -> None:
+    """Raise unless ``images`` is a float batch ``(N, channels, H, W)`` in [0, 1] (of ``image_size`` if given)."""
+    if not isinstance(images, torch.Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor (N, {channels}, H, W), got {type(images).__name__}; "
+                        "stack a list with torch.stack, convert an array with torch.from_numpy.")
+    if not images.is_floating_point():
+        raise ValueError(f"{name} must be float in [0, 1], got dtype {images.dtype}: {CONVERSIONS}.")
+    if images.ndim != 4 or images.shape[1] != channels:
+        hint = (" Add the batch dimension with x.unsqueeze(0) (one image) or the channel dimension with "
+                "x.unsqueeze(1) (a batch of grey images)." if images.ndim == 3 else "")
+        raise ValueError(f"{name} must have shape (N, {channels}, H, W), got {tuple(images.shape)}.{hint}")
+    if len(images) == 0:
+        raise ValueError(f"{name} is empty: pass at least one image.")
+    if image_size is not None and tuple(images.shape[-2:]) != tuple(image_size):
+        raise ValueError(f"{name} are {tuple(images.shape[-2:])} pixels but the reference images are "
+                         f"{tuple(image_size)}: resize with F.interpolate(x, size={tuple(image_size)}, "
+                         "mode='bilinear', antialias=True).")
+    if not torch.isfinite(images).all():
+        raise ValueError(f"{name} contain NaN or infinite values: the model that made them diverged.")
+    low, high = float(images.min()), float(images.max())
+    if low < 0 or high > 1:
+        raise ValueError(f"{name} must be in [0, 1], got values in [{low:.3g}, {high:.3g}]: {CONVERSIONS}.")
+
+
+def _as_features(features: torch.Tensor | np.ndarray, name: str) -> np.ndarray:
+    array = np.asarray(features.detach().cpu() if isinstance(features, torch.Tensor) else features, np.float64)
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be 2-D (samples, features), got shape {array.shape}; "
+                         "flatten each sample's features, e.g. x.flatten(1).")
+    if len(array) < 2:
+        raise ValueError(f"{name} has {len(array)} sample(s): a covariance needs at least 2 (use many more: the "
+                         "estimate is biased for small sets).")
+    if not np.isfinite(array).all():
+        raise ValueError(f"{name} contains NaN or infinite values.")
+    return array
+
+
+def _gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and (unbiased) covariance of the rows of ``features``."""
+    return features.mean(axis=0), np.cov(features, rowvar=False, ddof=1)
+
+
+def _frechet(mu_a: np.ndarray, sigma_a: np.ndarray, mu_b: np.ndarray, sigma_b: np.ndarray) -> float:
+    """``||mu_a - mu_b||^2 + Tr(sigma_a + sigma_b - 2 (sigma_a sigma_b)^(1/2))`` (Heusel et al. 2017, eq. 6).
+
+    As in the reference FID code: a singular product is retried with ``SINGULAR_OFFSET`` added to both
+    diagonals, and the tiny imaginary parts that ``sqrtm`` returns from rounding are dropped.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", scipy.linalg.LinAlgWarning)
+        covariance_mean = scipy.linalg.sqrtm(sigma_a @ sigma_b)
+    singular = any(issubclass(warning.category, scipy.linalg.LinAlgWarning) for warning in caught)
+    if singular or not np.isfinite(covariance_mean).all():
+        offset = np.eye(len(sigma_a)) * SINGULAR_OFFSET
+        covariance_mean = scipy.linalg.sqrtm((sigma_a + offset) @ (sigma_b + offset))
+    if np.iscomplexobj(covariance_mean):
+        if not np.allclose(np.diagonal(covariance_mean).imag, 0, atol=1e-3):
+            raise ValueError(f"The covariances' product has a matrix square root with imaginary part up to "
+                             f"{np.abs(covariance_mean.imag).max():.3g}: use more samples than features.")
+        covariance_mean = covariance_mean.real
+    difference = mu_a - mu_b
+    return float(difference @ difference + np.trace(sigma_a) + np.trace(sigma_b) - 2 * np.trace(covariance_mean))
+
+
+def frechet_distance(features_a: torch.Tensor | np.ndarray, features_b: torch.Tensor | np.ndarray) -> float:
+    """The Fréchet distance between Gaussians fitted to two sets of features ``(N, D)``, in float64."""
+    features_a, features_b = _as_features(features_a, "features_a"), _as_features(features_b, "features_b")
+    if features_a.shape[1] != features_b.shape[1]:
+        raise ValueError(f"The feature sizes differ: {features_a.shape[1]} and {features_b.shape[1]}; "
+                         "compute both sets with the same feature extractor.")
+    return _frechet(*_gaussian(features_a), *_gaussian(features_b))
+
+
+class ImageQuality:
+    """Judges images with a trained ``classifier`` against the features of ``reference_images`` (real, training).
+
+    Images are float ``(N, C, H, W)`` in [0, 1], of the reference images' channels and size. ``confidence``
+    is the top class probability an image needs to count for ``precision``. ``accuracy`` is the classifier's
+    held-out accuracy, kept for reports.
+    """
+
+    def __init__(self, classifier: SmallCNN, reference_images: torch.Tensor, *, confidence: float = 0.9,
+                 batch_size: int = 500, device: str | torch.device | None = None,
+                 accuracy: float | None = None) -> None:
+        self._configure(classifier, confidence, batch_size, device, accuracy)
+        check_images(reference_images, classifier.in_channels, name="reference_images")
+        self.image_size = tuple(reference_images.shape[-2:])
+        self.reference_mean, self.reference_covariance = _gaussian(
+            _as_features(self.features(reference_images), "reference_images"))
+
+    @classmethod
+    def from_statistics(cls, classifier: SmallCNN, reference_mean: torch.Tensor | np.ndarray,
+                        reference_covariance: torch.Tensor | np.ndarray, image_size: Sequence[int], *,
+                        confidence: float = 0.9, batch_size: int = 500, device: str | torch.device | None = None,
+                        accuracy: float | None = None) -> ImageQuality:
+        """The same judge from reference statistics computed before (``reference_mean``, ``reference_covariance``
+        of an ImageQuality with this classifier) and the reference images' ``(H, W)``: skips their features."""
+        quality = cls.__new__(cls)
+        quality._configure(classifier, confidence, batch_size, device, accuracy)
+        quality.image_size = tuple(image_size)
+        quality.reference_mean = np.asarray(reference_mean, np.float64)
+        quality.reference_covariance = np.asarray(reference_covariance, np.float64)
+        size = classifier.head.in_features
+        if quality.reference_mean.shape != (size,) or quality.reference_covariance.shape != (size, size):
+            raise ValueError(f"This classifier has {size} features: reference_mean must have shape ({size},) and "
+                             f"reference_covariance ({size}, {size}), got {quality.reference_mean.shape} and "
+                             f"{quality.reference_covariance.shape}.")
+        return quality
+
+    def _configure(self, classifier: SmallCNN, confidence: float, batch_size: int,
+                   device: str | torch.device | None, accuracy: float | None) -> None:
+        if not isinstance(classifier, SmallCNN):
+            raise TypeError(f"ImageQuality needs a trained cvcourse SmallCNN, got {type(classifier).__name__}.")
+        if not 0.0 < confidence <= 1.0:
+            raise ValueError(f"confidence must be in (0, 1], e.g. 0.9; got {confidence}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an int >= 1, e.g. 500; got {batch_size!r}.")
+        self.device = pick_device(device)
+        self.classifier = classifier.to(self.device).eval()
+        self.num_classes = classifier.head.out_features
+        self.confidence, self.batch_size, self.accuracy = confidence, batch_size, accuracy
+
+    def _outputs(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Features ``(N, D)`` and class probabilities ``(N, num_classes)``, on the CPU."""
+        check_images(images, self.classifier.in_channels, self.image_size)
+        features, probabilities = [], []
+        with evaluating(self.classifier):
+            for batch in images.split(self.batch_size):
+                batch_features = self.classifier.features(batch.to(self.device, torch.float32))
+                features.append(batch_features.cpu())
+                probabilities.append(self.classifier.head(batch_features).softmax(dim=1).cpu())
+        return torch.cat(features), torch.cat(probabilities)
+
+    def features(self, images: torch.Tensor) -> torch.Tensor:
+        """The classifier's pooled penultimate features ``(N, D)``."""
+        return self._outputs(images)[0]
+
+    def probabilities(self, images: torch.Tensor) -> torch.Tensor:
+        """The classifier's class probabilities ``(N, num_classes)``."""
+        return self._outputs(images)[1]
+
+    def _fcd(self, features: torch.Tensor) -> float:
+        return _frechet(*_gaussian(_as_features(features, "images")), self.reference_mean, self.reference_covariance)
+
+    def fcd(self, images: torch.Tensor) -> float:
+        """The Fréchet Classifier Distance of ``images`` (at least 2; compare sets of equal size) to the reference."""
+        return self._fcd(self.features(images))
+
+    def precision(self, images: torch.Tensor) -> float:
+        """The share of images whose top class probability is at least ``confidence``."""
+        return self._precision(self.probabilities(images))
+
+    def coverage(self, images: torch.Tensor) -> float:
+        """Entropy of the predicted classes' histogram over ``log(num_classes)``: 1 all equally often, 0 one only."""
+        return self._coverage(self.probabilities(images))
+
+    def label_accuracy(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> float:
+        """The share of images classified as the class in ``labels`` (what a conditional generator was asked for)."""
+        return self._label_accuracy(self.probabilities(images), labels)
+
+    def _precision(self, probabilities: torch.Tensor) -> float:
+        return float((probabilities.max(dim=1).values >= self.confidence).double().mean())
+
+    def _coverage(self, probabilities: torch.Tensor) -> float:
+        share = torch.bincount(probabilities.argmax(dim=1), minlength=self.num_classes).double() / len(probabilities)
+        share = share[share > 0]
+        return float(-(share * share.log()).sum() / math.log(self.num_classes))
+
+    def _label_accuracy(self, probabilities: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> float:
+        labels = torch.as_tensor(labels)
+        if labels.is_floating_point() or labels.shape != probabilities.shape[:1]:
+            raise ValueError(f"labels must be {len(probabilities)} integer class indices (one per image), got "
+                             f"{labels.dtype} of shape {tuple(labels.shape)}.")
+        if len(labels) and (labels.min() < 0 or labels.max() >= self.num_classes):
+            raise ValueError(f"labels must be in 0..{self.num_classes - 1}, got {int(labels.min())}.."
+                             f"{int(labels.max())}.")
+        return float((probabilities.argmax(dim=1) == labels).double().mean())
+
+    def report(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int] | None = None) -> dict[str, float]:
+        """``fcd``, ``precision``, ``coverage`` and, given ``labels``, ``label_accuracy``, from one pass."""
+        features, probabilities = self._outputs(images)
+        result = {"fcd": self._fcd(features), "precision": self._precision(probabilities),
+                  "coverage": self._coverage(probabilities)}
+        if labels is not None:
+            result["label_accuracy"] = self._label_accuracy(probabilities, labels)
+        return result
+
+    def reference_points(self, held_out_images: torch.Tensor, *, blur_sigma: float = 1.0, noise_std: float = 0.2,
+                         seed: int = 0) -> dict[str, float]:
+        """FCDs that put a model's FCD in context, each against the reference.
+
+        ``held_out``: real images not in the reference set (what a perfect generator would score; use as many as
+        the generated set); ``blurred``: the same after a Gaussian blur of ``blur_sigma`` pixels; ``noised``: the
+        same plus Gaussian noise of std ``noise_std``, clipped to [0, 1].
+        """
+        if blur_sigma <= 0 or noise_std <= 0:
+            raise ValueError(f"blur_sigma and noise_std must be > 0, got {blur_sigma} and {noise_std}.")
+        check_images(held_out_images, self.classifier.in_channels, self.image_size, "held_out_images")
+        kernel = 2 * math.ceil(3 * blur_sigma) + 1
+        blurred = TF.gaussian_blur(held_out_images, [kernel, kernel], [blur_sigma, blur_sigma])
+        noise = torch.randn(held_out_images.shape, generator=torch.Generator().manual_seed(seed))
+        noised = (held_out_images + noise_std * noise.to(held_out_images.device)).clamp(0, 1)
+        return {"held_out": self.fcd(held_out_images), "blurred": self.fcd(blurred), "noised": self.fcd(noised)}
+
+
+def _classifier(num_classes: int, in_channels: int, width: int, seed: int) -> SmallCNN:
+    """A SmallCNN initialised from ``seed``, leaving the global random state as it was."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return SmallCNN(num_classes, in_channels=in_channels, width=width)
+
+
+def _check_labels(labels: torch.Tensor, count: int, num_classes: int, name: str) -> None:
+    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != (count,):
+        got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"{name} must be an int64 tensor ({count},), one class per image, got {got}.")
+    if labels.min() < 0 or labels.max() >= num_classes:
+        raise ValueError(f"{name} must be in 0..{num_classes - 1}; got {int(labels.min())}..{int(labels.max())}.")
+
+
+def _fit(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, *, steps: int, batch_size: int, lr: float,
+         seed: int, device: str | torch.device | None, progress: bool,
+         checkpoint_dir: str | os.PathLike | None = None) -> None:
+    """Cross-entropy with AdamW and a one-cycle schedule; resumes from ``checkpoint_dir`` if it holds a checkpoint."""
+    seed_everything(seed)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=True, drop_last=True,
+                        generator=torch.Generator().manual_seed(seed))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    trainer = Trainer(model, optimizer, supervised_step(F.cross_entropy), device=device, amp=False,
+                      schedulers=schedule, checkpoint_dir=checkpoint_dir, checkpoint_every=CHECKPOINT_EVERY,
+                      progress=progress, live_plot=False)
+    trainer.fit(loader, steps=steps, resume=checkpoint_dir is not None)
+    if trainer.step < steps:  # fit returns after Ctrl+C: stop here too, keeping the checkpoint to resume from
+        raise KeyboardInterrupt
+
+
+def _accuracy(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor) -> float:
+    logits, targets = predict(model, DataLoader(TensorDataset(images, labels), batch_size=500))
+    return float((logits.argmax(dim=1) == targets).double().mean())
+
+
+def train_quality_classifier(train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
+                             test_labels: torch.Tensor, *, num_classes: int, width: int = GLYPH_RECIPE["width"],
+                             steps: int = GLYPH_RECIPE["steps"], batch_size: int = GLYPH_RECIPE["batch_size"],
+                             lr: float = GLYPH_RECIPE["lr"], seed: int = 0, device: str | torch.device | None = None,
+                             progress: bool = False) -> tuple[SmallCNN, float]:
+    """Train a SmallCNN judge on float images in [0, 1] and int64 labels (course Trainer, AdamW, one-cycle).
+
+    Returns the classifier (eval mode, on the CPU) and its accuracy on the test images.
+    """
+    channels = train_images.shape[1] if isinstance(train_images, torch.Tensor) and train_images.ndim == 4 else 1
+    for images, labels, name in ((train_images, train_labels, "train"), (test_images, test_labels, "test")):
+        check_images(images, channels, name=f"{name}_images")
+        _check_labels(labels, len(images), num_classes, f"{name}_labels")
+    model = _classifier(num_classes, channels, width, seed)
+    _fit(model, train_images, train_labels, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
+         progress=progress)
+    return model.cpu().eval(), _accuracy(model, test_images, test_labels)
+
+
+def glyph_quality(image_size: int = 28, *, device: str | torch.device | None = None, rebuild: bool = False,
+                  progress: bool = False) -> ImageQuality:
+    """The course's judge of generated glyphs, trained once per machine (``GLYPH_RECIPE``) and cached.
+
+    The recipe does not depend on the profile, so FCD values compare across profiles (on one machine: each
+    machine trains its own judge, and rounding makes judges differ slightly). The classifier learns
+    ``glyph_tensors(TRAIN_SIZE, image_size, seed=0)``, is tested on ``glyph_tensors(TEST_SIZE, image_size,
+    seed=1)`` (``quality.accuracy``), and the reference statistics are the features of its training glyphs
+    (cached with it). Raises RuntimeError if its held-out accuracy is below ``MIN_ACCURACY``.
+    """
+    train_images, train_labels = glyph_tensors(TRAIN_SIZE, image_size, seed=0)
+    config = {**GLYPH_RECIPE, "image_size": image_size, "test_size": TEST_SIZE,
+              "train_data": tensor_digest(train_images, train_labels)}
+
+    def build() -> SmallCNN:
+        return _classifier(Glyphs.num_classes, train_images.shape[1], GLYPH_RECIPE["width"], GLYPH_RECIPE["seed"])
+
+    def train(model: SmallCNN, checkpoint_dir: Path) -> dict:
+        test_images, test_labels = glyph_tensors(TEST_SIZE, image_size, seed=1)
+        _fit(model, train_images, train_labels, steps=GLYPH_RECIPE["steps"], batch_size=GLYPH_RECIPE["batch_size"],
+             lr=GLYPH_RECIPE["lr"], seed=GLYPH_RECIPE["seed"], device=device, progress=progress,
+             checkpoint_dir=checkpoint_dir)
+        reference = ImageQuality(model, train_images, device=device)
+        return {"accuracy": _accuracy(model, test_images, test_labels),
+                "reference_mean": torch.from_numpy(reference.reference_mean),
+                "reference_covariance": torch.from_numpy(reference.reference_covariance)}
+
+    classifier, info = cached_model("quality-glyphs", config, build, train, rebuild=rebuild)
+    if info["accuracy"] < MIN_ACCURACY:
+        raise RuntimeError(f"The glyph judge reaches only {info['accuracy']:.2%} held-out accuracy (at least "
+                           f"{MIN_ACCURACY:.0%} needed): its FCD would not be trustworthy. Train longer (raise "
+                           "GLYPH_RECIPE['steps']), then call glyph_quality(rebuild=True).")
+    return ImageQuality.from_statistics(classifier, info["reference_mean"], info["reference_covariance"],
+                                        train_images.shape[-2:], device=device, accuracy=info["accuracy"])

@@ -1,0 +1,218 @@
+"""The offline image-quality measure: Fréchet distance, FCD against torchmetrics, precision, coverage, the judge."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torchmetrics.image.fid import FrechetInceptionDistance
+
+from cvcourse import quality
+from cvcourse.data.glyphs import glyph_tensors
+from cvcourse.models import SmallCNN
+from cvcourse.quality import ImageQuality, frechet_distance, train_quality_classifier
+
+
+@pytest.fixture(scope="module")
+def glyphs(tmp_path_factory):
+    """400 training and 200 held-out glyphs (16x16 keeps the tests fast), drawn into a temporary cache."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("CVCOURSE_CACHE", str(tmp_path_factory.mktemp("cache")))
+        return glyph_tensors(400, image_size=16, seed=0), glyph_tensors(200, image_size=16, seed=1)
+
+
+@pytest.fixture(scope="module")
+def judge(glyphs):
+    """A briefly trained, narrow glyph classifier and the measure built on it."""
+    (train_images, train_labels), (test_images, test_labels) = glyphs
+    classifier, accuracy = train_quality_classifier(train_images, train_labels, test_images, test_labels,
+                                                    num_classes=10, width=16, steps=60, batch_size=32, lr=1e-2)
+    return ImageQuality(classifier, train_images, accuracy=accuracy)
+
+
+def exact_gaussian_sample(mean: np.ndarray, covariance: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """``n`` points whose sample mean and (unbiased) covariance are exactly ``mean`` and ``covariance``."""
+    points = np.random.default_rng(seed).standard_normal((n, len(mean)))
+    points -= points.mean(axis=0)
+    points = points @ np.linalg.inv(np.linalg.cholesky(np.cov(points, rowvar=False))).T  # whitened
+    return points @ np.linalg.cholesky(covariance).T + mean
+
+
+def symmetric_frechet(mu_a, sigma_a, mu_b, sigma_b) -> float:
+    """Eq. 6 through the symmetric form Tr((S_a^1/2 S_b S_a^1/2)^1/2), with eigendecompositions only."""
+    def sqrt_psd(matrix):
+        values, vectors = np.linalg.eigh(matrix)
+        return (vectors * np.sqrt(np.clip(values, 0, None))) @ vectors.T
+
+    root_a = sqrt_psd(sigma_a)
+    return float(np.sum((mu_a - mu_b) ** 2) + np.trace(sigma_a + sigma_b - 2 * sqrt_psd(root_a @ sigma_b @ root_a)))
+
+
+def test_frechet_distance_of_a_set_with_itself_is_zero():
+    features = torch.randn(500, 16, generator=torch.Generator().manual_seed(0))
+    assert frechet_distance(features, features) == pytest.approx(0.0, abs=1e-8)
+    assert frechet_distance(features, features + 1.0) == pytest.approx(16.0)  # a shift of 1 in every dimension
+
+
+def test_frechet_distance_matches_the_closed_form_for_gaussians():
+    mean_a, mean_b = np.array([0.0, 1.0, 2.0]), np.array([1.0, -1.0, 2.5])
+    variances_a, variances_b = np.array([1.0, 4.0, 0.25]), np.array([9.0, 1.0, 0.25])
+    a = exact_gaussian_sample(mean_a, np.diag(variances_a), 400, seed=0)
+    b = exact_gaussian_sample(mean_b, np.diag(variances_b), 300, seed=1)
+    # diagonal covariances: ||mu_a - mu_b||^2 + sum (sigma_a - sigma_b)^2 over the standard deviations
+    expected = np.sum((mean_a - mean_b) ** 2) + np.sum((np.sqrt(variances_a) - np.sqrt(variances_b)) ** 2)
+    assert frechet_distance(a, b) == pytest.approx(expected, rel=1e-9)  # 5.25 + 5.0
+    random = np.random.default_rng(2).standard_normal((2, 6, 6))
+    sigma_a, sigma_b = random[0] @ random[0].T + np.eye(6), random[1] @ random[1].T + 0.1 * np.eye(6)
+    a = exact_gaussian_sample(np.zeros(6), sigma_a, 200, seed=3)
+    b = exact_gaussian_sample(np.ones(6), sigma_b, 200, seed=4)
+    assert frechet_distance(a, b) == pytest.approx(symmetric_frechet(np.zeros(6), sigma_a, np.ones(6), sigma_b),
+                                                   rel=1e-7)
+
+
+def test_frechet_distance_survives_singular_covariances():
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(100, 4, generator=generator), torch.randn(100, 4, generator=generator) + 0.5
+    dead = torch.zeros(100, 3)  # features that never fire (dead ReLUs) make both covariances singular
+    with_dead = frechet_distance(torch.cat([a, dead], 1), torch.cat([b, dead], 1))
+    assert np.isfinite(with_dead) and with_dead == pytest.approx(frechet_distance(a, b), abs=1e-4)
+
+
+def test_frechet_distance_explains_bad_input():
+    features = torch.randn(10, 4)
+    with pytest.raises(ValueError, match="must be 2-D"):
+        frechet_distance(torch.randn(10), features)
+    with pytest.raises(ValueError, match="feature sizes differ: 4 and 5"):
+        frechet_distance(features, torch.randn(10, 5))
+    with pytest.raises(ValueError, match="at least 2"):
+        frechet_distance(features, features[:1])
+    with pytest.raises(ValueError, match="NaN"):
+        frechet_distance(features, torch.full((10, 4), float("nan")))
+
+
+def test_fcd_grows_with_blur_and_with_noise(judge, glyphs):
+    _, (held_out, _) = glyphs
+    points = [judge.reference_points(held_out, blur_sigma=sigma, noise_std=std, seed=0)
+              for sigma, std in [(0.5, 0.05), (1.0, 0.1), (1.5, 0.2), (2.0, 0.4)]]
+    assert judge.fcd(held_out) == points[0]["held_out"]
+    blurred, noised = [point["blurred"] for point in points], [point["noised"] for point in points]
+    assert points[0]["held_out"] < blurred[0] and all(np.diff(blurred) > 0), blurred
+    assert points[0]["held_out"] < noised[0] and all(np.diff(noised) > 0), noised
+
+
+def test_fcd_agrees_with_torchmetrics_given_the_same_feature_extractor(judge, glyphs):
+    (train_images, _), (held_out, _) = glyphs
+
+    class Features(nn.Module):
+        num_features = judge.classifier.head.in_features  # spares torchmetrics a probe forward pass
+
+        def forward(self, images):
+            return judge.classifier.features(images)
+
+    # with a custom feature module, normalize=True passes the float images to it unchanged
+    metric = FrechetInceptionDistance(feature=Features(), normalize=True, reset_real_features=False)
+    with torch.no_grad():
+        metric.update(train_images, real=True)
+        for images in (held_out, held_out.flip(-1)):
+            metric.reset()  # forgets the generated images, keeps the real ones
+            metric.update(images, real=False)
+            # torchmetrics sums in float64, returns float32 and takes the root through eigenvalues: ~1e-7 apart
+            assert judge.fcd(images) == pytest.approx(float(metric.compute()), rel=1e-6)
+    assert judge.fcd(held_out.flip(-1)) > 10 * judge.fcd(held_out)  # mirrored digits are far from real ones
+
+
+def test_precision_coverage_and_label_accuracy_on_hand_made_probabilities(judge, glyphs, monkeypatch):
+    _, (held_out, _) = glyphs
+    probabilities = torch.tensor([[0.95, 0.05, 0, 0, 0, 0, 0, 0, 0, 0],   # confident, class 0
+                                  [0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0],     # a tie: argmax says class 0
+                                  [0.1, 0.9, 0, 0, 0, 0, 0, 0, 0, 0],     # exactly at the threshold, class 1
+                                  [0, 0, 0.3, 0.7, 0, 0, 0, 0, 0, 0]])    # unsure, class 3
+    def classifier_says(probabilities):
+        features = torch.randn(len(probabilities), judge.classifier.head.in_features)
+        monkeypatch.setattr(judge, "_outputs", lambda images: (features, probabilities))
+        return held_out[:len(probabilities)]
+
+    four = classifier_says(probabilities)
+    assert judge.precision(four) == 0.5
+    assert judge.coverage(four) == pytest.approx(1.5 / np.log2(10))  # histogram (1/2, 1/4, 1/4): 1.5 bits
+    assert judge.label_accuracy(four, [0, 1, 1, 3]) == 0.75
+    assert judge.label_accuracy(four, torch.tensor([1, 1, 0, 3])) == 0.25
+    report = judge.report(four, labels=[0, 0, 1, 3])
+    assert report["precision"] == 0.5 and report["label_accuracy"] == 1.0 and "fcd" in report
+    assert set(judge.report(four)) == {"fcd", "precision", "coverage"}
+    every_class = classifier_says(torch.eye(10))
+    assert judge.coverage(every_class) == pytest.approx(1.0) and judge.precision(every_class) == 1.0
+    assert judge.coverage(classifier_says(torch.eye(10)[[7] * 10])) == 0.0
+
+
+def test_real_glyphs_are_judged_real(judge, glyphs):
+    _, (held_out, labels) = glyphs
+    assert judge.accuracy > 0.8
+    report = judge.report(held_out, labels)
+    assert report["label_accuracy"] == pytest.approx(judge.accuracy)
+    assert report["coverage"] > 0.95  # every digit drawn about equally often
+    assert report["precision"] > judge.precision(torch.rand_like(held_out))
+    assert judge.coverage(held_out[:1].expand(50, -1, -1, -1)) == 0.0  # one image fifty times: one class
+    same = ImageQuality.from_statistics(judge.classifier, judge.reference_mean, judge.reference_covariance, (16, 16))
+    assert same.fcd(held_out) == judge.fcd(held_out)
+
+
+def test_bad_images_are_explained(judge, glyphs):
+    _, (held_out, labels) = glyphs
+    with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
+        judge.fcd(held_out * 2 - 1)  # a Tanh output
+    with pytest.raises(ValueError, match=r"x.float\(\) / 255"):
+        judge.fcd((held_out * 255).to(torch.uint8))
+    with pytest.raises(ValueError, match=r"x.unsqueeze\(0\)"):
+        judge.precision(held_out[0])
+    with pytest.raises(ValueError, match=r"shape \(N, 1, H, W\), got \(200, 3, 16, 16\)"):
+        judge.coverage(held_out.expand(-1, 3, -1, -1))
+    with pytest.raises(ValueError, match="F.interpolate"):
+        judge.fcd(torch.zeros(4, 1, 28, 28))
+    with pytest.raises(ValueError, match="NaN"):
+        judge.fcd(torch.full_like(held_out, float("nan")))
+    with pytest.raises(ValueError, match="empty"):
+        judge.fcd(held_out[:0])
+    with pytest.raises(ValueError, match="at least 2"):
+        judge.fcd(held_out[:1])
+    with pytest.raises(TypeError, match="torch.stack"):
+        judge.fcd(list(held_out))
+    with pytest.raises(ValueError, match=r"labels must be in 0..9"):
+        judge.label_accuracy(held_out, labels + 1)
+    with pytest.raises(ValueError, match="one per image"):
+        judge.label_accuracy(held_out, labels[:-1])
+    with pytest.raises(ValueError, match="blur_sigma and noise_std must be > 0"):
+        judge.reference_points(held_out, blur_sigma=0.0)
+
+
+def test_bad_settings_are_explained(judge, glyphs):
+    (train_images, train_labels), _ = glyphs
+    with pytest.raises(TypeError, match="SmallCNN"):
+        ImageQuality(nn.Identity(), train_images)
+    with pytest.raises(ValueError, match="confidence must be in"):
+        ImageQuality(judge.classifier, train_images, confidence=0.0)
+    with pytest.raises(ValueError, match=r"must have shape \(64,\)"):
+        ImageQuality.from_statistics(judge.classifier, np.zeros(8), np.eye(8), (16, 16))
+    with pytest.raises(ValueError, match="int64 tensor"):
+        train_quality_classifier(train_images, train_labels.float(), train_images, train_labels, num_classes=10)
+    with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
+        train_quality_classifier(train_images * 2 - 1, train_labels, train_images, train_labels, num_classes=10)
+
+
+def test_glyph_quality_on_a_small_recipe(tmp_path, monkeypatch, capsys):
+    """The whole recipe, made tiny: drawn and trained once, cached, and refused while too weak."""
+    monkeypatch.setenv("CVCOURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(quality, "TRAIN_SIZE", 200)
+    monkeypatch.setattr(quality, "TEST_SIZE", 100)
+    monkeypatch.setattr(quality, "GLYPH_RECIPE", {"width": 4, "steps": 2, "batch_size": 32, "lr": 1e-3, "seed": 0})
+    with pytest.raises(RuntimeError, match="held-out accuracy"):
+        quality.glyph_quality(image_size=16)
+    assert "building quality-glyphs" in capsys.readouterr().out
+    monkeypatch.setattr(quality, "MIN_ACCURACY", 0.0)
+    judge = quality.glyph_quality(image_size=16)
+    assert capsys.readouterr().out == ""  # everything came from the cache
+    assert 0.0 <= judge.accuracy < 0.98 and isinstance(judge.classifier, SmallCNN) and not judge.classifier.training
+    train_images, _ = glyph_tensors(200, image_size=16, seed=0)
+    fresh = ImageQuality(judge.classifier, train_images)  # the cached reference statistics are the training glyphs'
+    np.testing.assert_allclose(judge.reference_covariance, fresh.reference_covariance, rtol=1e-6, atol=1e-9)
+    held_out, _ = glyph_tensors(100, image_size=16, seed=1)
+    assert judge.fcd(held_out) == pytest.approx(fresh.fcd(held_out), rel=1e-6)
