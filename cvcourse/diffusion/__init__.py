@@ -1,0 +1,57 @@
+"""Diffusion models: noise schedules, the forward process and its loss, DDPM and DDIM sampling, DDIM inversion and
+partial diffusion, classifier-free guidance and latent diffusion (chapters 05 and 06).
+
+The schedule is an object of its own, separate from the network (as diffusers' schedulers are): every
+function takes a ``NoiseSchedule`` and a noise predictor ``model(x_t, t, labels) -> eps``, such as
+:class:`cvcourse.models.DiffusionUNet`. Timesteps are indices in [0, T); data are in [-1, 1].
+"""
+
+from cvcourse.diffusion.forward import (
+    diffusion_loss,
+    diffusion_step,
+    drop_labels,
+    predict_eps,
+    predict_x0,
+    q_sample,
+)
+from cvcourse.diffusion.guidance import eps_theta, guided_eps, null_label
+from cvcourse.diffusion.latent import LatentSpace
+from cvcourse.diffusion.reconstruction import (
+    ddim_invert,
+    ddim_reconstruct,
+    partial_diffusion,
+)
+from cvcourse.diffusion.samplers import (
+    ddim_sample,
+    ddim_sigma,
+    ddim_step,
+    ddim_timesteps,
+    ddpm_sample,
+    ddpm_step,
+)
+from cvcourse.diffusion.schedules import NoiseSchedule, cosine_betas, linear_betas
+
+__all__ = [
+    "LatentSpace",
+    "NoiseSchedule",
+    "cosine_betas",
+    "ddim_invert",
+    "ddim_reconstruct",
+    "ddim_sample",
+    "ddim_sigma",
+    "ddim_step",
+    "ddim_timesteps",
+    "ddpm_sample",
+    "ddpm_step",
+    "diffusion_loss",
+    "diffusion_step",
+    "drop_labels",
+    "eps_theta",
+    "guided_eps",
+    "linear_betas",
+    "null_label",
+    "partial_diffusion",
+    "predict_eps",
+    "predict_x0",
+    "q_sample",
+]
