@@ -25,6 +25,25 @@ from cvcourse.device import pick_device
 PROFILES = ("smoke", "cpu", "gpu")
 PROFILE_ENV = "CVCOURSE_PROFILE"
 
+# Chapters 03 (GAN) and 04 (VAE) share one block: chapter 04 compares its VAE with chapter 03's GAN.
+GENERATIVE: dict[str, dict[str, Any]] = {
+    "smoke": dict(image_size=28, train_size=2000, sample_count=500, batch_size=64, seed=0, checkpoint_every=100,
+                  latent_dim=32, gan_width=16, gan_steps=150, gan_lr=2e-4, ema_decay=0.99, failure_steps=100,
+                  vae_latent_dim=8, vae_width=16, vae_steps=150, vae_lr=2e-3, beta=1.0,
+                  target_precision=0.05, target_coverage=0.30, target_label_accuracy=0.15,
+                  target_psnr=12.0, target_vae_precision=0.05),
+    "cpu": dict(image_size=28, train_size=10000, sample_count=2000, batch_size=128, seed=0, checkpoint_every=500,
+                latent_dim=64, gan_width=64, gan_steps=3000, gan_lr=2e-4, ema_decay=0.999, failure_steps=1000,
+                vae_latent_dim=16, vae_width=32, vae_steps=3000, vae_lr=1e-3, beta=1.0,
+                target_precision=0.90, target_coverage=0.90, target_label_accuracy=0.90,
+                target_psnr=20.0, target_vae_precision=0.70),
+    "gpu": dict(image_size=28, train_size=10000, sample_count=5000, batch_size=128, seed=0, checkpoint_every=1000,
+                latent_dim=64, gan_width=64, gan_steps=10000, gan_lr=2e-4, ema_decay=0.999, failure_steps=2000,
+                vae_latent_dim=16, vae_width=32, vae_steps=10000, vae_lr=1e-3, beta=1.0,
+                target_precision=0.95, target_coverage=0.95, target_label_accuracy=0.95,
+                target_psnr=20.0, target_vae_precision=0.70),
+}
+
 # chapter -> profile -> settings. Every size a chapter or a bench entry uses is declared here.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "00_tour": {
@@ -57,6 +76,8 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
                     scenes_depth=4, scenes_width=32, scenes_steps=3000, loss_steps=600, batch_size=32,
                     lr=2e-3, target_cells_dice=0.97, target_scenes_miou=0.90),
     },
+    "03_gan": GENERATIVE,
+    "04_vae": GENERATIVE,
     "07_object_detection": {
         "smoke": dict(image_size=128, train_size=128, test_size=16, width=8, fpn_width=16, steps=150, batch_size=8,
                       lr=3e-3, frcnn_steps=2, target_map_50=0.10, target_map=0.03),
@@ -76,8 +97,6 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
         "gpu": dict(cases=500, max_images=8, max_objects=30),
     },
 }
-
-
 def resolve_profile(profile: str | None = None) -> str:
     """The profile to use: the argument, else ``$CVCOURSE_PROFILE``, else gpu with CUDA, else cpu."""
     name = profile or os.environ.get(PROFILE_ENV, "").strip()

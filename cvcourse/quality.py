@@ -37,9 +37,11 @@ from cvcourse.models.classifier import SmallCNN
 from cvcourse.train import Trainer, evaluating, predict, supervised_step
 
 TRAIN_SIZE, TEST_SIZE = 10_000, 2_000  # glyphs drawn for the judge: seed 0 to train on, seed 1 to test on
-GLYPH_RECIPE = {"width": 32, "steps": 200, "batch_size": 64, "lr": 3e-3, "seed": 0}
+# 1000 steps, not the ~200 that already pass 98%: a longer-trained judge is confident on real glyphs (precision of
+# held-out real 0.965 after 200 steps), so "precision" measures the samples, not the judge's doubt
+GLYPH_RECIPE = {"width": 32, "steps": 1000, "batch_size": 128, "lr": 3e-3, "seed": 0}
 MIN_ACCURACY = 0.98  # a weaker judge is refused
-CHECKPOINT_EVERY = 50
+CHECKPOINT_EVERY = 250
 SINGULAR_OFFSET = 1e-6  # added to the covariances' diagonals when their product is singular, as the FID code does
 CONVERSIONS = ("convert a Tanh output in [-1, 1] with (x + 1) / 2, uint8 or 0..255 values with x.float() / 255, "
                "small overshoots with x.clamp(0, 1)")
@@ -341,3 +343,16 @@ def glyph_quality(image_size: int = 28, *, device: str | torch.device | None = N
                            "GLYPH_RECIPE['steps']), then call glyph_quality(rebuild=True).")
     return ImageQuality.from_statistics(classifier, info["reference_mean"], info["reference_covariance"],
                                         train_images.shape[-2:], device=device, accuracy=info["accuracy"])
+
+
+def psnr(images: torch.Tensor, references: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
+    """Peak signal-to-noise ratio per image, ``10 log10(data_range^2 / MSE)`` in dB: shape (N,).
+
+    Averaged over images (not computed from the pooled MSE), as reconstruction papers report it; identical
+    images give +inf.
+    """
+    if images.shape != references.shape or images.ndim != 4:
+        raise ValueError(f"psnr expects two batches of the same shape (N, C, H, W), got {tuple(images.shape)} and "
+                         f"{tuple(references.shape)}.")
+    mse = (images.double() - references.double()).pow(2).flatten(1).mean(1)
+    return (10 * torch.log10(data_range**2 / mse)).float()

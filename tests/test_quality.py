@@ -9,7 +9,7 @@ from torchmetrics.image.fid import FrechetInceptionDistance
 from cvcourse import quality
 from cvcourse.data.glyphs import glyph_tensors
 from cvcourse.models import SmallCNN
-from cvcourse.quality import ImageQuality, frechet_distance, train_quality_classifier
+from cvcourse.quality import ImageQuality, frechet_distance, psnr, train_quality_classifier
 
 
 @pytest.fixture(scope="module")
@@ -216,3 +216,16 @@ def test_glyph_quality_on_a_small_recipe(tmp_path, monkeypatch, capsys):
     np.testing.assert_allclose(judge.reference_covariance, fresh.reference_covariance, rtol=1e-6, atol=1e-9)
     held_out, _ = glyph_tensors(100, image_size=16, seed=1)
     assert judge.fcd(held_out) == pytest.approx(fresh.fcd(held_out), rel=1e-6)
+
+
+def test_psnr_matches_scikit_image_per_image():
+    from skimage.metrics import peak_signal_noise_ratio
+
+    generator = torch.Generator().manual_seed(0)
+    references = torch.rand(3, 1, 8, 8, generator=generator)
+    images = (references + 0.1 * torch.randn(3, 1, 8, 8, generator=generator)).clamp(0, 1)
+    expected = [peak_signal_noise_ratio(r.numpy(), i.numpy(), data_range=1.0) for r, i in zip(references, images)]
+    assert torch.allclose(psnr(images, references), torch.tensor(expected, dtype=torch.float32), atol=1e-4)
+    assert torch.isinf(psnr(references, references)).all()
+    with pytest.raises(ValueError, match="same shape"):
+        psnr(images[:2], references)

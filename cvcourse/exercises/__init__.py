@@ -66,6 +66,7 @@ def call_answer(name: str, answer: Any, case: str, *args: Any) -> Any:
 
 
 # Importing the chapter modules registers their checkers; they need the registry above, so they come last.
-from cvcourse.exercises import chapter00, detection, segmentation
+from cvcourse.exercises import chapter00, detection, generative, segmentation
 
-__all__ = ["CHECKERS", "ExerciseFailed", "call_answer", "chapter00", "check", "checker", "detection", "segmentation"]
+__all__ = ["CHECKERS", "ExerciseFailed", "call_answer", "chapter00", "check", "checker", "detection", "generative",
+           "segmentation"]

@@ -1,0 +1,65 @@
+"""A small convolutional variational autoencoder (Kingma & Welling 2014) for 28x28 or 32x32 images.
+
+The encoder maps an image in [0, 1] to the mean and log-variance of a diagonal Gaussian over ``latent_dim``
+latent variables; the decoder maps a latent back to an image in [0, 1] (a sigmoid output). The resampling
+follows the DCGAN plan (strided and transposed 4x4 convolutions), so the chapters compare like with like.
+The objective lives in :mod:`cvcourse.generative.vae`.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from cvcourse.generative.vae import reparameterize
+from cvcourse.models.gan import upsampling_plan
+
+
+class VAE(nn.Module):
+    """``VAE(latent_dim)``: ``forward(images) -> (reconstruction, mu, logvar)``; ``encode``, ``decode``, ``sample``."""
+
+    def __init__(self, latent_dim: int = 16, *, image_size: int = 28, channels: int = 1, width: int = 32) -> None:
+        super().__init__()
+        start, doublings = upsampling_plan(image_size)
+        self.latent_dim, self.image_size, self.channels = latent_dim, image_size, channels
+        top = width * 2 ** (doublings - 1)
+        down: list[nn.Module] = []
+        for level in range(doublings):
+            down += [nn.Conv2d(channels if level == 0 else width * 2 ** (level - 1), width * 2**level, 4, stride=2,
+                               padding=1), nn.ReLU(inplace=True)]
+        self.encoder = nn.Sequential(*down, nn.Flatten(), nn.Linear(top * start * start, 2 * latent_dim))
+        up: list[nn.Module] = [nn.Linear(latent_dim, top * start * start), nn.ReLU(inplace=True),
+                               nn.Unflatten(1, (top, start, start))]
+        for level in reversed(range(doublings)):
+            out = channels if level == 0 else width * 2 ** (level - 1)
+            up += [nn.ConvTranspose2d(width * 2**level, out, 4, stride=2, padding=1)]
+            up += [nn.Sigmoid()] if level == 0 else [nn.ReLU(inplace=True)]
+        self.decoder = nn.Sequential(*up)
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The posterior ``q(z | x)``: ``mu`` and ``logvar``, each (B, latent_dim)."""
+        expected = (self.channels, self.image_size, self.image_size)
+        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise ValueError(f"The VAE expects images of shape (B, {', '.join(map(str, expected))}), got "
+                             f"{tuple(images.shape)}.")
+        if images.min() < -1e-3 or images.max() > 1 + 1e-3:
+            raise ValueError(f"The VAE expects images in [0, 1], got values in [{images.min().item():.3g}, "
+                             f"{images.max().item():.3g}]; map [-1, 1] images with (images + 1) / 2.")
+        mu, logvar = self.encoder(images).chunk(2, dim=1)
+        return mu, logvar
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        """Latents (B, latent_dim) -> images (B, channels, image_size, image_size) in [0, 1]."""
+        if z.ndim != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"The decoder expects latents of shape (B, {self.latent_dim}), got {tuple(z.shape)}.")
+        return self.decoder(z)
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encode(images)
+        return self.decode(reparameterize(mu, logvar)), mu, logvar
+
+    @torch.no_grad()
+    def sample(self, count: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
+        """``count`` images decoded from the prior N(0, I), on the CPU."""
+        z = torch.randn(count, self.latent_dim, generator=generator)
+        return self.decode(z.to(next(self.parameters()).device)).cpu()

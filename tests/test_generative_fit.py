@@ -1,0 +1,89 @@
+"""Training generative models on glyphs through the cache, and the generative bench entries, made tiny."""
+
+import pytest
+import torch
+
+from cvcourse import bench, quality
+from cvcourse.config import Config
+from cvcourse.experiments import generative as experiments
+from cvcourse.generative import fit
+from cvcourse.models import VAE, Generator
+
+TINY = dict(image_size=28, train_size=64, sample_count=40, batch_size=16, seed=0, checkpoint_every=2, latent_dim=8,
+            gan_width=4, gan_steps=3, gan_lr=2e-4, ema_decay=0.9, failure_steps=2, vae_latent_dim=4, vae_width=4,
+            vae_steps=3, vae_lr=1e-3, beta=1.0, target_precision=0.0, target_coverage=0.0,
+            target_label_accuracy=0.0, target_psnr=0.0, target_vae_precision=0.0)
+
+
+@pytest.fixture(autouse=True)
+def tiny_world(tmp_path, monkeypatch):
+    """A private cache, one thread, and a tiny judge recipe (the real one trains for a minute)."""
+    monkeypatch.setenv("CVCOURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(quality, "TRAIN_SIZE", 64)
+    monkeypatch.setattr(quality, "TEST_SIZE", 32)
+    monkeypatch.setattr(quality, "GLYPH_RECIPE", {"width": 4, "steps": 2, "batch_size": 16, "lr": 1e-3, "seed": 0})
+    monkeypatch.setattr(quality, "MIN_ACCURACY", 0.0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(**changes) -> Config:
+    return Config(chapter="03_gan", profile="smoke", device=torch.device("cpu"), settings={**TINY, **changes})
+
+
+def test_glyph_gan_trains_once_then_loads_from_the_cache(capsys):
+    generator, info = fit.glyph_gan(tiny_config())
+    assert isinstance(generator, Generator) and not generator.training and info["steps"] == 3
+    assert set(info["history"]) and "building glyph-dcgan" in capsys.readouterr().out
+    again, again_info = fit.glyph_gan(tiny_config())
+    assert "building" not in capsys.readouterr().out and again_info["seconds"] == info["seconds"]
+    assert all(torch.equal(a, b) for a, b in zip(generator.state_dict().values(), again.state_dict().values()))
+    other, _ = fit.glyph_gan(tiny_config(gan_steps=4))  # another setting is another model
+    assert "building" in capsys.readouterr().out
+    assert not all(torch.equal(a, b) for a, b in zip(generator.state_dict().values(), other.state_dict().values()))
+
+
+def test_glyph_gan_keeps_the_ema_weights():
+    cfg = tiny_config(ema_decay=None)
+    plain, _ = fit.glyph_gan(cfg)
+    averaged, _ = fit.glyph_gan(tiny_config(ema_decay=0.5))
+    assert not torch.equal(plain.project[0].weight, averaged.project[0].weight)
+
+
+def test_conditional_gan_and_vae_from_the_cache():
+    generator, _ = fit.glyph_gan(tiny_config(), conditional=True)
+    assert generator.num_classes == 10
+    images = generator.sample(10, labels=torch.arange(10), generator=torch.Generator().manual_seed(0))
+    assert images.shape == (10, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    model, info = fit.glyph_vae(tiny_config())
+    assert isinstance(model, VAE) and info["steps"] == 3 and "reconstruction" in info["history"]
+    mean_model, _ = fit.glyph_vae(tiny_config(), reduction="mean")
+    assert not torch.equal(model.decoder[0].weight, mean_model.decoder[0].weight)
+
+
+def test_an_interrupted_training_is_not_cached(monkeypatch):
+    original = fit.Trainer.fit
+
+    def stop_early(self, loader, *, steps=None, epochs=None, resume=False):
+        return original(self, loader, steps=steps - 1, resume=resume)
+
+    monkeypatch.setattr(fit.Trainer, "fit", stop_early)
+    with pytest.raises(KeyboardInterrupt, match="resume"):
+        fit.glyph_vae(tiny_config())
+
+
+def test_requested_labels_cycle_through_the_classes():
+    assert experiments.requested_labels(23).bincount().tolist() == [3, 3, 3] + [2] * 7
+
+
+@pytest.mark.parametrize("name", ["gen.dcgan_glyphs", "gen.cgan_glyphs", "gen.vae_glyphs"])
+def test_generative_bench_entries_run_and_report_their_reference_points(name, monkeypatch):
+    monkeypatch.setattr(bench.config, "SETTINGS", {**bench.config.SETTINGS, "03_gan": {"smoke": TINY},
+                                                   "04_vae": {"smoke": TINY}})
+    result = bench.run_entry(name, profile="smoke")
+    assert result.name == name and isinstance(result.value, float)
+    details = result.details
+    assert {"fcd", "fcd_held_out_real", "fcd_blurred_real", "fcd_noised_real", "train_s", "steps"} <= set(details)
+    assert details["steps"] == 3 and details["fcd"] >= 0
