@@ -10,7 +10,7 @@ from cvcourse.generative import fit
 from cvcourse.models import VAE, Generator
 
 TINY = dict(image_size=28, train_size=64, sample_count=40, batch_size=16, seed=0, checkpoint_every=2, latent_dim=8,
-            gan_width=4, gan_steps=3, gan_lr=2e-4, ema_decay=0.9, failure_steps=2, vae_latent_dim=4, vae_width=4,
+            gan_width=4, gan_steps=3, gan_lr=2e-4, failure_steps=2, vae_latent_dim=4, vae_width=4,
             vae_steps=3, vae_lr=1e-3, beta=1.0, target_precision=0.0, target_coverage=0.0,
             target_label_accuracy=0.0, target_psnr=0.0, target_vae_precision=0.0)
 
@@ -43,13 +43,6 @@ def test_glyph_gan_trains_once_then_loads_from_the_cache(capsys):
     other, _ = fit.glyph_gan(tiny_config(gan_steps=4))  # another setting is another model
     assert "building" in capsys.readouterr().out
     assert not all(torch.equal(a, b) for a, b in zip(generator.state_dict().values(), other.state_dict().values()))
-
-
-def test_glyph_gan_keeps_the_ema_weights():
-    cfg = tiny_config(ema_decay=None)
-    plain, _ = fit.glyph_gan(cfg)
-    averaged, _ = fit.glyph_gan(tiny_config(ema_decay=0.5))
-    assert not torch.equal(plain.project[0].weight, averaged.project[0].weight)
 
 
 def test_conditional_gan_and_vae_from_the_cache():

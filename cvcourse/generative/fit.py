@@ -48,14 +48,14 @@ def shuffled_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int
 
 def train_gan(generator: Generator, discriminator: Discriminator, images: torch.Tensor, labels: torch.Tensor, *,
               steps: int, batch_size: int, lr: float, loss: str = "non_saturating", conditional: bool = False,
-              ema_decay: float | None = None, seed: int = 0, device: str | torch.device | None = None,
+              seed: int = 0, device: str | torch.device | None = None,
               checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0, progress: bool = True,
               callbacks=()) -> Trainer:
-    """Train a (conditional) GAN with Adam (DCGAN's ``lr`` and betas); returns the Trainer (history, EMA)."""
+    """Train a (conditional) GAN with Adam (DCGAN's ``lr`` and betas); returns the Trainer (and its history)."""
     optimizers = {name: torch.optim.Adam(model.parameters(), lr=lr, betas=ADAM_BETAS)
                   for name, model in (("G", generator), ("D", discriminator))}
     trainer = Trainer({"G": generator, "D": discriminator}, optimizers, gan_step(loss, conditional=conditional),
-                      device=device, ema_decay=ema_decay, ema_of="G", checkpoint_dir=checkpoint_dir,
+                      device=device, checkpoint_dir=checkpoint_dir,
                       checkpoint_every=checkpoint_every, progress=progress, callbacks=callbacks)
     trainer.fit(shuffled_batches(images, labels, batch_size, seed), steps=steps, resume=checkpoint_dir is not None)
     return trainer
@@ -88,16 +88,12 @@ def gan_settings(cfg: Config, *, conditional: bool, loss: str = "non_saturating"
     """Everything a trained GAN depends on: the cache key of :func:`glyph_gan`."""
     return dict(version=GAN_VERSION, conditional=conditional, loss=loss, image_size=cfg.image_size,
                 train_size=cfg.train_size, latent_dim=cfg.latent_dim, width=cfg.gan_width,
-                batch_size=cfg.batch_size, steps=cfg.gan_steps, lr=cfg.gan_lr, ema_decay=cfg.ema_decay, seed=cfg.seed)
+                batch_size=cfg.batch_size, steps=cfg.gan_steps, lr=cfg.gan_lr, seed=cfg.seed)
 
 
 def glyph_gan(cfg: Config, *, conditional: bool = False, loss: str = "non_saturating", rebuild: bool = False,
               progress: bool = False) -> tuple[Generator, dict[str, Any]]:
-    """A DCGAN (or conditional GAN) generator trained on glyphs with ``cfg``'s settings, cached; and its info.
-
-    The generator returned holds the EMA of the generator's weights when ``cfg.ema_decay`` is set (Yazici et
-    al. 2019: averaged GAN weights give better samples than the last iterate).
-    """
+    """A DCGAN (or conditional GAN) generator trained on glyphs with ``cfg``'s settings, cached; and its info."""
     settings = gan_settings(cfg, conditional=conditional, loss=loss)
     num_classes = 10 if conditional else None
 
@@ -110,12 +106,10 @@ def glyph_gan(cfg: Config, *, conditional: bool = False, loss: str = "non_satura
         discriminator = Discriminator(image_size=cfg.image_size, width=cfg.gan_width, num_classes=num_classes)
         started = time.perf_counter()
         trainer = train_gan(generator, discriminator, images, labels, steps=cfg.gan_steps, batch_size=cfg.batch_size,
-                            lr=cfg.gan_lr, loss=loss, conditional=conditional, ema_decay=cfg.ema_decay,
+                            lr=cfg.gan_lr, loss=loss, conditional=conditional,
                             seed=cfg.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
                             checkpoint_every=cfg.checkpoint_every, progress=progress)
         _finished(trainer, cfg.gan_steps)
-        if trainer.ema is not None:
-            generator.load_state_dict(trainer.ema.module.state_dict())
         return _info(trainer, time.perf_counter() - started)
 
     name = f"glyph-{'cgan' if conditional else 'dcgan'}-{loss}"
