@@ -43,13 +43,7 @@ def assert_consistent(image, target, image_size):
     assert torch.equal(plain(target["semantic"]), semantic_map(masks, labels))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Scenes are drawn with many small tensor operations, which one thread runs fastest on a busy CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -15,13 +15,7 @@ from cvcourse.models import VAE
 from cvcourse.train import Trainer
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def posterior(batch: int = 5, latent: int = 3, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:

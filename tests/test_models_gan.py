@@ -11,13 +11,7 @@ from cvcourse.models.gan import dcgan_init, upsampling_plan
 LATENT, CLASSES = 16, 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Small convolutions run fastest on one thread, above all on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def small_pair(image_size: int = 28, channels: int = 1, num_classes: int | None = None):
