@@ -7,8 +7,8 @@ and the next code cell checks it::
 
 A checker accepts a correct answer and rejects wrong ones with a hint, never with the answer.
 ``cvcourse.student`` writes the students' copies, where each solution cell becomes a stub.
-This module is the registry; the checkers live in one module per chapter (``chapter00``,
-``segmentation``) and register themselves when the package is imported.
+This module is the registry; the checkers live in one module per chapter or part (``chapter00``,
+``segmentation``, ``detection``, ``generative``) and register themselves when the package is imported.
 """
 
 from __future__ import annotations
