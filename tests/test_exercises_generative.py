@@ -213,8 +213,6 @@ def test_generator_loss_recognises_common_mistakes(wrong_answer, hint):
         exercises.check("generator_loss", wrong_answer)
 
 
-
-
 @pytest.mark.parametrize(
     "name, crashing, case",
     [
