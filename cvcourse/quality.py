@@ -32,9 +32,10 @@ from torchvision.transforms.v2 import functional as TF
 
 from cvcourse.cache import cached_model, tensor_digest
 from cvcourse.data.glyphs import Glyphs, glyph_tensors
+from cvcourse.data.memory import shuffled_batches
 from cvcourse.device import pick_device, seed_everything
 from cvcourse.models.classifier import SmallCNN
-from cvcourse.train import Trainer, evaluating, predict, supervised_step
+from cvcourse.train import Trainer, evaluating, predict, require_finished, supervised_step
 
 TRAIN_SIZE, TEST_SIZE = 10_000, 2_000  # glyphs drawn for the judge: seed 0 to train on, seed 1 to test on
 # 1000 steps, not the ~200 that already pass 98%: a longer-trained judge is confident on real glyphs (precision of
@@ -273,16 +274,14 @@ def _fit(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, *, steps: 
          checkpoint_dir: str | os.PathLike | None = None) -> None:
     """Cross-entropy with AdamW and a one-cycle schedule; resumes from ``checkpoint_dir`` if it holds a checkpoint."""
     seed_everything(seed)
-    loader = DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=True, drop_last=True,
-                        generator=torch.Generator().manual_seed(seed))
+    loader = shuffled_batches(images, labels, batch_size=batch_size, seed=seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     trainer = Trainer(model, optimizer, supervised_step(F.cross_entropy), device=device, amp=False,
                       schedulers=schedule, checkpoint_dir=checkpoint_dir, checkpoint_every=CHECKPOINT_EVERY,
                       progress=progress, live_plot=False)
     trainer.fit(loader, steps=steps, resume=checkpoint_dir is not None)
-    if trainer.step < steps:  # fit returns after Ctrl+C: stop here too, keeping the checkpoint to resume from
-        raise KeyboardInterrupt
+    require_finished(trainer, steps)
 
 
 def _accuracy(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor) -> float:

@@ -361,6 +361,14 @@ class Trainer:
         return shown
 
 
+def require_finished(trainer: Trainer, steps: int) -> None:
+    """Raise KeyboardInterrupt if ``fit`` returned early (Ctrl+C) before ``steps``: the caller must not use the
+    half-trained model as a finished one (its checkpoint, if any, is kept to resume from)."""
+    if trainer.step < steps:
+        raise KeyboardInterrupt(f"training stopped at step {trainer.step} of {steps}; run it again to resume "
+                                "from the last checkpoint")
+
+
 def supervised_step(loss_fn: Callable[[torch.Tensor, Any], torch.Tensor]) -> StepFn:
     """The step of supervised learning: ``loss_fn(model(inputs), targets)`` for ``(inputs, targets)`` batches."""
 

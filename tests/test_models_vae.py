@@ -102,3 +102,12 @@ def test_decoder_refuses_latents_of_the_wrong_shape(shape):
 def test_refuses_image_sizes_without_a_plan(image_size):
     with pytest.raises(ValueError, match="4 or 7 times a power of two"):
         VAE(LATENT, image_size=image_size)
+
+
+def test_reconstruct_decodes_the_posterior_mean_without_gradients():
+    torch.manual_seed(0)
+    model = VAE(4, width=4).eval()
+    images = torch.rand(3, 1, 28, 28)
+    reconstruction = model.reconstruct(images)
+    assert torch.equal(reconstruction, model.decode(model.encode(images)[0]).detach())
+    assert not reconstruction.requires_grad

@@ -10,7 +10,7 @@ from cvcourse.data.detection import (
 )
 from cvcourse.data.folders import DatasetNotFoundError, data_root, require_folder
 from cvcourse.data.glyphs import Glyphs, glyph_tensors
-from cvcourse.data.memory import materialize
+from cvcourse.data.memory import materialize, shuffled_batches
 from cvcourse.data.real import ISBIStack, MaskFolder, oxford_pet
 from cvcourse.data.real_classification import (
     CIFAR10_CLASSES,
@@ -91,6 +91,7 @@ __all__ = [
     "render_shape",
     "require_folder",
     "semantic_map",
+    "shuffled_batches",
     "train_transforms",
     "voc_detection",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 
 def materialize(dataset: Dataset, target_key: str | None = None) -> tuple[torch.Tensor, torch.Tensor]:
@@ -26,3 +26,9 @@ def materialize(dataset: Dataset, target_key: str | None = None) -> tuple[torch.
         targets = [target[target_key] for target in targets]
     plain = [torch.as_tensor(target).as_subclass(torch.Tensor) for target in targets]
     return torch.stack([image.as_subclass(torch.Tensor) for image in images]), torch.stack(plain)
+
+
+def shuffled_batches(*tensors: torch.Tensor, batch_size: int, seed: int) -> DataLoader:
+    """Full batches of ``tensors`` (e.g. images, labels), reshuffled every pass in an order fixed by ``seed``."""
+    return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=True, drop_last=True,
+                      generator=torch.Generator().manual_seed(seed))

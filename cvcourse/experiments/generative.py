@@ -64,9 +64,7 @@ def vae_glyphs(cfg: Config) -> Outcome:
     quality = glyph_quality(cfg.image_size, device=cfg.device)
     model, info = glyph_vae(cfg, rebuild=True)
     held_out, _ = held_out_glyphs(cfg)
-    with torch.no_grad():
-        mu, _ = model.encode(held_out)
-        reconstruction = model.decode(mu)
+    reconstruction = model.reconstruct(held_out)
     samples = model.sample(cfg.sample_count, generator=torch.Generator().manual_seed(SAMPLE_SEED))
     report = quality.report(samples)
     return Outcome(psnr(reconstruction, held_out).mean().item(),

@@ -14,17 +14,17 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, TensorDataset
 
 from cvcourse.cache import cached_model
 from cvcourse.config import Config
-from cvcourse.data import glyph_tensors
+from cvcourse.data import glyph_tensors, shuffled_batches
 from cvcourse.device import seed_everything
 from cvcourse.generative.gan import gan_step
 from cvcourse.generative.vae import vae_step
 from cvcourse.models.gan import Discriminator, Generator
 from cvcourse.models.vae import VAE
-from cvcourse.train import Trainer
+from cvcourse.history import History
+from cvcourse.train import Trainer, require_finished
 
 ADAM_BETAS = (0.5, 0.999)  # DCGAN section 4: beta1 = 0.9 made training oscillate
 GAN_VERSION, VAE_VERSION = 1, 1  # bump when the architecture or the training recipe changes
@@ -40,12 +40,6 @@ def held_out_glyphs(cfg: Config) -> tuple[torch.Tensor, torch.Tensor]:
     return glyph_tensors(cfg.sample_count, cfg.image_size, seed=1)
 
 
-def shuffled_batches(images: torch.Tensor, labels: torch.Tensor, batch_size: int, seed: int) -> DataLoader:
-    """Reshuffled full batches of ``(images, labels)``, in an order fixed by ``seed``."""
-    return DataLoader(TensorDataset(images, labels), batch_size=batch_size, shuffle=True, drop_last=True,
-                      generator=torch.Generator().manual_seed(seed))
-
-
 def train_gan(generator: Generator, discriminator: Discriminator, images: torch.Tensor, labels: torch.Tensor, *,
               steps: int, batch_size: int, lr: float, loss: str = "non_saturating", conditional: bool = False,
               seed: int = 0, device: str | torch.device | None = None,
@@ -57,7 +51,8 @@ def train_gan(generator: Generator, discriminator: Discriminator, images: torch.
     trainer = Trainer({"G": generator, "D": discriminator}, optimizers, gan_step(loss, conditional=conditional),
                       device=device, checkpoint_dir=checkpoint_dir,
                       checkpoint_every=checkpoint_every, progress=progress, callbacks=callbacks)
-    trainer.fit(shuffled_batches(images, labels, batch_size, seed), steps=steps, resume=checkpoint_dir is not None)
+    trainer.fit(shuffled_batches(images, labels, batch_size=batch_size, seed=seed), steps=steps,
+                resume=checkpoint_dir is not None)
     return trainer
 
 
@@ -68,20 +63,22 @@ def train_vae(model: VAE, images: torch.Tensor, *, steps: int, batch_size: int, 
     trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=lr), vae_step(reduction=reduction, beta=beta),
                       device=device, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                       progress=progress)
-    trainer.fit(shuffled_batches(images, torch.zeros(len(images)), batch_size, seed), steps=steps,
+    trainer.fit(shuffled_batches(images, batch_size=batch_size, seed=seed), steps=steps,
                 resume=checkpoint_dir is not None)
     return trainer
 
 
-def _finished(trainer: Trainer, steps: int) -> None:
-    """A run stopped early (Ctrl+C) must not be cached as a trained model: its checkpoint is kept instead."""
-    if trainer.step < steps:
-        raise KeyboardInterrupt(f"training stopped at step {trainer.step} of {steps}; run the cell again to resume "
-                                "from the last checkpoint")
-
-
 def _info(trainer: Trainer, seconds: float) -> dict[str, Any]:
+    """What the cache keeps beside the weights: the history (as plain lists), the seconds and the steps."""
     return {"history": trainer.history.state_dict(), "seconds": seconds, "steps": trainer.step}
+
+
+def _with_history(trained: tuple[nn.Module, dict[str, Any]]) -> tuple[nn.Module, dict[str, Any]]:
+    """The cached model and its info, the history turned back into a :class:`History` for plotting."""
+    model, info = trained
+    history = History()
+    history.load_state_dict(info["history"])
+    return model, {**info, "history": history}
 
 
 def gan_settings(cfg: Config, *, conditional: bool, loss: str = "non_saturating") -> dict[str, Any]:
@@ -109,11 +106,11 @@ def glyph_gan(cfg: Config, *, conditional: bool = False, loss: str = "non_satura
                             lr=cfg.gan_lr, loss=loss, conditional=conditional,
                             seed=cfg.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
                             checkpoint_every=cfg.checkpoint_every, progress=progress)
-        _finished(trainer, cfg.gan_steps)
+        require_finished(trainer, cfg.gan_steps)
         return _info(trainer, time.perf_counter() - started)
 
     name = f"glyph-{'cgan' if conditional else 'dcgan'}-{loss}"
-    return cached_model(name, settings, build, train, rebuild=rebuild)
+    return _with_history(cached_model(name, settings, build, train, rebuild=rebuild))
 
 
 def vae_settings(cfg: Config, *, reduction: str = "sum") -> dict[str, Any]:
@@ -138,7 +135,7 @@ def glyph_vae(cfg: Config, *, reduction: str = "sum", rebuild: bool = False,
         trainer = train_vae(model, images, steps=cfg.vae_steps, batch_size=cfg.batch_size, lr=cfg.vae_lr,
                             reduction=reduction, beta=cfg.beta, seed=cfg.seed, device=cfg.device,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, progress=progress)
-        _finished(trainer, cfg.vae_steps)
+        require_finished(trainer, cfg.vae_steps)
         return _info(trainer, time.perf_counter() - started)
 
-    return cached_model(f"glyph-vae-{reduction}", settings, build, train, rebuild=rebuild)
+    return _with_history(cached_model(f"glyph-vae-{reduction}", settings, build, train, rebuild=rebuild))

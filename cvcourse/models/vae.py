@@ -59,6 +59,11 @@ class VAE(nn.Module):
         return self.decode(reparameterize(mu, logvar)), mu, logvar
 
     @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` decoded from their posterior means ``mu(x)``: the deterministic reconstruction."""
+        return self.decode(self.encode(images)[0])
+
+    @torch.no_grad()
     def sample(self, count: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
         """``count`` images decoded from the prior N(0, I), on the CPU."""
         z = torch.randn(count, self.latent_dim, generator=generator)

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
+from cvcourse.data.memory import shuffled_batches
 from cvcourse.device import pick_device, seed_everything
 from cvcourse.models.unet import logits_to_mask
 from cvcourse.train import Trainer, predict
@@ -44,9 +45,7 @@ def train_segmentation(model: nn.Module, images: torch.Tensor, masks: torch.Tens
                          "pass one mask (and weight map) per image.")
     seed_everything(seed)
     tensors = (images, masks) if weight_maps is None else (images, masks, weight_maps)
-    generator = torch.Generator().manual_seed(seed)
-    loader = DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=True, drop_last=True,
-                        generator=generator)
+    loader = shuffled_batches(*tensors, batch_size=batch_size, seed=seed)
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
     trainer = Trainer(model, optimizer, segmentation_step(loss_fn), device=device, schedulers=schedule,
