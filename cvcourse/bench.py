@@ -34,7 +34,7 @@ from cvcourse import config
 
 # Modules whose import registers entries; each chapter adds its own module here.
 ENTRY_MODULES = ("cvcourse.experiments.core", "cvcourse.experiments.segmentation", "cvcourse.experiments.detection",
-                 "cvcourse.experiments.generative")
+                 "cvcourse.experiments.generative", "cvcourse.experiments.diffusion")
 COMPARISONS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 TABLE_BEGIN, TABLE_END = "<!-- bench:begin -->", "<!-- bench:end -->"
 

@@ -50,6 +50,39 @@ GENERATIVE: dict[str, dict[str, Any]] = {
                 target_psnr=20.0, target_vae_precision=0.40),
 }
 
+# Chapters 05 and 06 share one block: chapter 06's guided and latent models are trained with the same recipe
+# as chapter 05's DDPM, and the bench's diff.* entries fill the cache both chapters load from.
+DIFFUSION: dict[str, dict[str, Any]] = {
+    "smoke": dict(image_size=28, train_size=2000, sample_count=32, batch_size=64, seed=0, checkpoint_every=100,
+                  schedule="linear", timesteps=1000, unet_width=16, unet_depth=2, steps=300, lr=1e-3,
+                  ema_decay=0.99, snapshot_every=100, snapshot_count=64, ddim_steps=50, ddim_table_steps=[10, 50],
+                  speed_count=8, inversion_count=16, drop_label_prob=0.1, guidance_scales=[0.0, 2.0],
+                  guidance_scale=2.0, latent_channels=4, autoencoder_width=16, autoencoder_beta=1e-3,
+                  autoencoder_steps=300, autoencoder_lr=1e-3, latent_unet_width=32, latent_unet_depth=1,
+                  latent_steps=300,
+                  target_precision=0.0, target_coverage=0.0, target_fcd_ratio=None, target_label_accuracy=None,
+                  target_latent_precision=0.0, target_speedup=3.0),
+    "cpu": dict(image_size=28, train_size=10000, sample_count=500, batch_size=128, seed=0, checkpoint_every=500,
+                schedule="linear", timesteps=1000, unet_width=32, unet_depth=2, steps=2500, lr=1e-3,
+                ema_decay=0.999, snapshot_every=500, snapshot_count=200, ddim_steps=50,
+                ddim_table_steps=[10, 20, 50, 100], speed_count=100, inversion_count=100, drop_label_prob=0.1,
+                guidance_scales=[0.0, 0.5, 1.0, 2.0, 4.0], guidance_scale=2.0, latent_channels=4,
+                autoencoder_width=32, autoencoder_beta=1e-3, autoencoder_steps=1500, autoencoder_lr=1e-3,
+                latent_unet_width=64, latent_unet_depth=1, latent_steps=3000,
+                target_precision=0.90, target_coverage=0.90, target_fcd_ratio=1.25, target_label_accuracy=0.95,
+                target_latent_precision=0.80, target_speedup=3.0),
+    "gpu": dict(image_size=28, train_size=10000, sample_count=2000, batch_size=128, seed=0, checkpoint_every=2000,
+                schedule="linear", timesteps=1000, unet_width=64, unet_depth=2, steps=20000, lr=2e-4,
+                ema_decay=0.9995, snapshot_every=2000, snapshot_count=500, ddim_steps=50,
+                ddim_table_steps=[10, 20, 50, 100, 200], speed_count=500, inversion_count=500, drop_label_prob=0.1,
+                guidance_scales=[0.0, 0.5, 1.0, 2.0, 4.0], guidance_scale=2.0, latent_channels=4,
+                autoencoder_width=64, autoencoder_beta=1e-3, autoencoder_steps=6000, autoencoder_lr=1e-3,
+                latent_unet_width=128, latent_unet_depth=1, latent_steps=20000,
+                # not yet run on a GPU: the cpu profile's floors until it has been
+                target_precision=0.90, target_coverage=0.90, target_fcd_ratio=1.25, target_label_accuracy=0.95,
+                target_latent_precision=0.80, target_speedup=3.0),
+}
+
 # chapter -> profile -> settings. Every size a chapter or a bench entry uses is declared here.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "00_tour": {
@@ -84,6 +117,8 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     },
     "03_gan": GENERATIVE,
     "04_vae": GENERATIVE,
+    "05_diffusion": DIFFUSION,
+    "06_guided_latent_diffusion": DIFFUSION,
     "07_object_detection": {
         "smoke": dict(image_size=128, train_size=128, test_size=16, width=8, fpn_width=16, steps=150, batch_size=8,
                       lr=3e-3, frcnn_steps=2, target_map_50=0.10, target_map=0.03),

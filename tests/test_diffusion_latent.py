@@ -60,10 +60,20 @@ def test_bad_autoencoders_and_missing_scales_are_explained():
     with pytest.raises(ValueError, match="latent shape is known after"):
         LatentSpace(PoolingAutoencoder()).latent_shape(4)
 
+    class Lists(PoolingAutoencoder):
+        def encode(self, images):
+            return super().encode(images).tolist()
+
+    with pytest.raises(TypeError, match="must return a tensor"):
+        LatentSpace(Lists()).fit(blocky_images(2))
+
+
+def test_an_encoder_returning_a_posterior_is_encoded_to_its_mean():
     class VAE(PoolingAutoencoder):
         def encode(self, images):
             latents = super().encode(images)
-            return latents, torch.zeros_like(latents)
+            return latents, torch.full_like(latents, -3.0)  # (mu, logvar)
 
-    with pytest.raises(TypeError, match=r"\(mu, logvar\)"):
-        LatentSpace(VAE()).fit(blocky_images(2))
+    images = blocky_images(4)
+    torch.testing.assert_close(LatentSpace(VAE(), scale_factor=2.0).encode(images),
+                               LatentSpace(PoolingAutoencoder(), scale_factor=2.0).encode(images))

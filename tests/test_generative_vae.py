@@ -69,10 +69,15 @@ def test_gaussian_kl_matches_torch_distributions():
     assert torch.equal(gaussian_kl(torch.zeros(2, 4), torch.zeros(2, 4)), torch.zeros(2))  # q equals the prior
 
 
-@pytest.mark.parametrize("mu_shape, logvar_shape", [((5, 3), (5, 4)), ((3,), (3,)), ((2, 3, 4), (2, 3, 4))])
-def test_gaussian_kl_refuses_anything_but_two_equal_b_by_latent_shapes(mu_shape, logvar_shape):
+@pytest.mark.parametrize("mu_shape, logvar_shape", [((5, 3), (5, 4)), ((3,), (3,)), ((2, 3, 4), (2, 3, 5))])
+def test_gaussian_kl_refuses_unequal_shapes_or_a_missing_batch_dimension(mu_shape, logvar_shape):
     with pytest.raises(ValueError, match=r"expected mu and logvar of the same shape \(B, latent_dim\)"):
         gaussian_kl(torch.zeros(mu_shape), torch.zeros(logvar_shape))
+
+
+def test_gaussian_kl_of_a_latent_map_sums_over_all_its_values():
+    mu, logvar = torch.randn(3, 4, 7, 7), torch.randn(3, 4, 7, 7)
+    torch.testing.assert_close(gaussian_kl(mu, logvar), gaussian_kl(mu.flatten(1), logvar.flatten(1)))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from cvcourse.diffusion.forward import (
     predict_eps,
     predict_x0,
     q_sample,
+    to_diffusion_range,
+    to_image_range,
 )
 from cvcourse.diffusion.guidance import eps_theta, guided_eps, null_label
 from cvcourse.diffusion.latent import LatentSpace
@@ -54,4 +56,6 @@ __all__ = [
     "predict_eps",
     "predict_x0",
     "q_sample",
+    "to_diffusion_range",
+    "to_image_range",
 ]

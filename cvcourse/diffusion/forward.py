@@ -94,20 +94,33 @@ def diffusion_loss(model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor, l
     return F.mse_loss(model(q_sample(schedule, x0, t, eps), t, labels), eps)
 
 
-def diffusion_step(schedule: NoiseSchedule, *, conditional: bool = False, drop_label_prob: float = 0.0) -> Callable:
-    """The Trainer step of DDPM training (Algorithm 1) on ``(images in [0, 1], labels)`` batches.
+def to_diffusion_range(images: torch.Tensor) -> torch.Tensor:
+    """Images in [0, 1] -> [-1, 1], the range the diffusion models learn (zero mean, like the noise)."""
+    return images * 2 - 1
 
-    The images are mapped to [-1, 1] and :func:`diffusion_loss` is returned for the loop to optimise; the labels
-    condition the model (with ``drop_label_prob`` for classifier-free guidance) when ``conditional`` is set.
+
+def to_image_range(x: torch.Tensor) -> torch.Tensor:
+    """A sampler's output in [-1, 1] -> images in [0, 1] for plotting and judging, clamped (it may overshoot)."""
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+def diffusion_step(schedule: NoiseSchedule, *, conditional: bool = False, drop_label_prob: float = 0.0,
+                   pixels: bool = True) -> Callable:
+    """The Trainer step of DDPM training (Algorithm 1) on ``(x, labels)`` batches.
+
+    With ``pixels`` the batch holds images in [0, 1], mapped to [-1, 1] first; otherwise it holds data already in
+    the model's range (the scaled latents of latent diffusion). :func:`diffusion_loss` is returned for the loop to
+    optimise; the labels condition the model (with ``drop_label_prob`` for classifier-free guidance) when
+    ``conditional`` is set.
     """
     if drop_label_prob and not conditional:
         raise ValueError("drop_label_prob > 0 drops labels, which needs conditional=True.")
 
     def step(batch: tuple[torch.Tensor, torch.Tensor], ctx: Trainer) -> torch.Tensor:
-        images, labels = batch
+        x, labels = batch
         with ctx.autocast():
-            return diffusion_loss(ctx.model, schedule, images * 2 - 1, labels if conditional else None,
-                                  drop_label_prob=drop_label_prob)
+            return diffusion_loss(ctx.model, schedule, to_diffusion_range(x) if pixels else x,
+                                  labels if conditional else None, drop_label_prob=drop_label_prob)
 
     return step
 

@@ -13,7 +13,9 @@ Typical use::
     loss = diffusion_loss(model, schedule, space.encode(images))
     samples = space.decode(ddim_sample(model, schedule, space.latent_shape(16), clip_x0=False))
 
-Latents are not confined to [-1, 1]: sample them with ``clip_x0=False``.
+Latents are not confined to [-1, 1]: sample them with ``clip_x0=False``. An encoder that returns a posterior
+``(mu, logvar)``, as :class:`cvcourse.models.VAE` and :class:`cvcourse.models.KLAutoencoder` do, is encoded
+to its mean ``mu`` (Stable Diffusion draws a sample from it instead; with a small KL weight the two barely differ).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ import torch
 
 
 class Autoencoder(Protocol):
-    def encode(self, images: torch.Tensor) -> torch.Tensor: ...
+    def encode(self, images: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]: ...
 
     def decode(self, latents: torch.Tensor) -> torch.Tensor: ...
 
@@ -72,9 +74,11 @@ class LatentSpace:
 
     def _encode(self, images: torch.Tensor) -> torch.Tensor:
         latents = self.autoencoder.encode(images)
+        if isinstance(latents, tuple) and len(latents) == 2:
+            latents = latents[0]  # a posterior (mu, logvar): its mean, the latent the decoder reconstructs best
         if not isinstance(latents, torch.Tensor):
-            raise TypeError(f"autoencoder.encode must return a tensor of latents, got {type(latents).__name__}; "
-                            "for a VAE whose encoder returns (mu, logvar), encode to mu.")
+            raise TypeError(f"autoencoder.encode must return a tensor of latents or a posterior (mu, logvar), got "
+                            f"{type(latents).__name__}.")
         self._latent_shape = tuple(latents.shape[1:])
         return latents
 

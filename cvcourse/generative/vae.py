@@ -34,12 +34,13 @@ def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor |
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """``KL(N(mu, diag(exp(logvar))) || N(0, I))`` per sample, summed over the latent dimensions: shape (B,).
 
-    Appendix B: ``-1/2 * sum(1 + logvar - mu^2 - exp(logvar))``.
+    Appendix B: ``-1/2 * sum(1 + logvar - mu^2 - exp(logvar))``. Latents of any shape (B, ...) work: a spatial
+    latent map (B, C, h, w) is summed over all its values.
     """
-    if mu.shape != logvar.shape or mu.ndim != 2:
-        raise ValueError(f"expected mu and logvar of the same shape (B, latent_dim), got {tuple(mu.shape)} and "
-                         f"{tuple(logvar.shape)}.")
-    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=1)
+    if mu.shape != logvar.shape or mu.ndim < 2:
+        raise ValueError(f"expected mu and logvar of the same shape (B, latent_dim) or (B, C, h, w), got "
+                         f"{tuple(mu.shape)} and {tuple(logvar.shape)}.")
+    return -0.5 * torch.sum(1 + logvar - mu.pow(2) - logvar.exp(), dim=tuple(range(1, mu.ndim)))
 
 
 def vae_loss(reconstruction: torch.Tensor, images: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, *,

@@ -1,0 +1,131 @@
+"""The diffusion chapters' headline experiments (chapters 05 and 06, one block of settings), judged offline.
+
+- ``diff.ddpm_glyphs``: a DDPM's 1000-step ancestral samples: precision and coverage, FCD beside its two real
+  reference points;
+- ``diff.ddim_speed``: 50-step DDIM against 1000-step DDPM on the same model: speed-up and FCD ratio;
+- ``diff.cfg_glyphs``: a class-conditional model under classifier-free guidance: label accuracy at the chosen
+  scale w, against w = 0, with the whole sweep in the details;
+- ``diff.latent_glyphs``: diffusion in an autoencoder's latent space: sample precision, and the speed of a
+  training step against pixel space at the same batch size.
+
+Entries that train retrain (``rebuild=True``), so the time is measured, and leave the model in the cache for the
+notebooks; ``diff.ddim_speed`` reuses ``diff.ddpm_glyphs``' model and DDPM samples when they are cached.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+
+from cvcourse.bench import Outcome, register
+from cvcourse.config import Config
+from cvcourse.diffusion import ddim_sample, ddpm_sample, to_diffusion_range
+from cvcourse.diffusion.fit import (
+    glyph_diffusion,
+    glyph_latent_diffusion,
+    glyph_samples,
+    glyph_schedule,
+    seconds_per_step,
+)
+from cvcourse.experiments.generative import SAMPLE_SEED, fcd_table, requested_labels
+from cvcourse.generative.fit import training_glyphs
+from cvcourse.models import DiffusionUNet
+from cvcourse.quality import glyph_quality
+
+
+def image_shape(cfg: Config, count: int) -> tuple[int, int, int, int]:
+    return (count, 1, cfg.image_size, cfg.image_size)
+
+
+@register("diff.ddpm_glyphs", metric="DDPM sample precision (1000-step ancestral sampling)", target=">= 0.90",
+          settings="05_diffusion")
+def ddpm_glyphs(cfg: Config) -> Outcome:
+    quality = glyph_quality(cfg.image_size, device=cfg.device)
+    model, info = glyph_diffusion(cfg, rebuild=True)
+    samples, sample_seconds = glyph_samples(model.to(cfg.device), glyph_schedule(cfg),
+                                            image_shape(cfg, cfg.sample_count), seed=SAMPLE_SEED, rebuild=True)
+    report = quality.report(samples)
+    return Outcome(report["precision"],
+                   checks={"coverage>=0.90": report["coverage"] >= 0.90, "train_s<=900": info["seconds"] <= 900},
+                   details={"coverage": report["coverage"], **fcd_table(quality, cfg, samples),
+                            "train_s": info["seconds"], "steps": info["steps"], "sample_s": sample_seconds,
+                            "samples": cfg.sample_count})
+
+
+def _timed(sample) -> float:
+    started = time.perf_counter()
+    sample()
+    return time.perf_counter() - started
+
+
+@register("diff.ddim_speed", metric="50-step DDIM speed-up over 1000-step DDPM sampling", target=">= 10",
+          settings="05_diffusion")
+def ddim_speed(cfg: Config) -> Outcome:
+    quality = glyph_quality(cfg.image_size, device=cfg.device)
+    model, _ = glyph_diffusion(cfg)
+    model = model.to(cfg.device)
+    schedule = glyph_schedule(cfg)
+    shape = image_shape(cfg, cfg.sample_count)
+    ddpm, _ = glyph_samples(model, schedule, shape, seed=SAMPLE_SEED)
+    ddim, _ = glyph_samples(model, schedule, shape, sampler="ddim", steps=cfg.ddim_steps, seed=SAMPLE_SEED,
+                            rebuild=True)
+    fcd_ddpm, fcd_ddim = quality.fcd(ddpm), quality.fcd(ddim)
+    # both samplers timed afresh, one after the other, on the same batch
+    schedule, speed_shape = schedule.to(cfg.device), image_shape(cfg, cfg.speed_count)
+    ddpm_s = _timed(lambda: ddpm_sample(model, schedule, speed_shape, generator=torch.Generator().manual_seed(0)))
+    ddim_s = _timed(lambda: ddim_sample(model, schedule, speed_shape, steps=cfg.ddim_steps,
+                                        generator=torch.Generator().manual_seed(0)))
+    ratio = fcd_ddim / fcd_ddpm
+    return Outcome(ddpm_s / ddim_s, checks={"fcd_ratio<=1.25": ratio <= 1.25},
+                   details={"fcd_ratio": ratio, "fcd_ddpm": fcd_ddpm, "fcd_ddim": fcd_ddim,
+                            "precision_ddpm": quality.precision(ddpm), "precision_ddim": quality.precision(ddim),
+                            "ddpm_s": ddpm_s, "ddim_s": ddim_s, "timed_batch": cfg.speed_count,
+                            "ddim_steps": cfg.ddim_steps})
+
+
+@register("diff.cfg_glyphs", metric="label accuracy under classifier-free guidance at the chosen w",
+          target=">= 0.95", settings="06_guided_latent_diffusion")
+def cfg_glyphs(cfg: Config) -> Outcome:
+    quality = glyph_quality(cfg.image_size, device=cfg.device)
+    model, info = glyph_diffusion(cfg, conditional=True, rebuild=True)
+    model, schedule = model.to(cfg.device), glyph_schedule(cfg)
+    labels = requested_labels(cfg.sample_count)
+    sweep = {}
+    for w in sorted({0.0, *cfg.guidance_scales, cfg.guidance_scale}):
+        samples, _ = glyph_samples(model, schedule, image_shape(cfg, cfg.sample_count), sampler="ddim",
+                                   steps=cfg.ddim_steps, labels=labels, guidance_scale=w, seed=SAMPLE_SEED,
+                                   rebuild=True)
+        sweep[w] = quality.report(samples, labels)
+    chosen, unguided = sweep[cfg.guidance_scale], sweep[0.0]
+    details = {"w": cfg.guidance_scale, "label_accuracy_w0": unguided["label_accuracy"],
+               "train_s": info["seconds"], "steps": info["steps"]}
+    for w, report in sweep.items():
+        details.update({f"w={w:g} {name}": report[name] for name in ("label_accuracy", "precision", "coverage", "fcd")})
+    return Outcome(chosen["label_accuracy"],
+                   checks={"above_w0": chosen["label_accuracy"] > unguided["label_accuracy"]}, details=details)
+
+
+@register("diff.latent_glyphs", metric="latent diffusion sample precision", target=">= 0.80",
+          settings="06_guided_latent_diffusion")
+def latent_glyphs(cfg: Config) -> Outcome:
+    quality = glyph_quality(cfg.image_size, device=cfg.device)
+    model, space, info = glyph_latent_diffusion(cfg, rebuild=True)
+    model, schedule = model.to(cfg.device), glyph_schedule(cfg).to(cfg.device)
+    latents = ddim_sample(model, schedule, space.latent_shape(cfg.sample_count), steps=cfg.ddim_steps,
+                          clip_x0=False, generator=torch.Generator().manual_seed(SAMPLE_SEED))
+    samples = space.decode(latents.cpu())
+    report = quality.report(samples)
+    images, _ = training_glyphs(cfg)
+    batch = images[:cfg.batch_size].to(cfg.device)
+    pixel_model = DiffusionUNet(1, base_width=cfg.unet_width, depth=cfg.unet_depth).to(cfg.device)
+    pixel_s = seconds_per_step(pixel_model, schedule, to_diffusion_range(batch))
+    space.autoencoder.to(cfg.device)
+    latent_s = seconds_per_step(model, schedule, batch, encode=space.encode)
+    space.autoencoder.cpu()
+    speedup = pixel_s / latent_s
+    return Outcome(report["precision"], checks={"step_speedup>=3": speedup >= 3},
+                   details={"coverage": report["coverage"], **fcd_table(quality, cfg, samples),
+                            "step_speedup": speedup, "pixel_step_s": pixel_s, "latent_step_s": latent_s,
+                            "latent_shape": list(space.latent_shape(1)[1:]), "scale_factor": space.scale_factor,
+                            "train_s": info["seconds"], "steps": info["steps"]})

@@ -1,0 +1,159 @@
+"""Training the diffusion models on glyphs through the cache, cached samples, step timing, and the diff.* bench
+entries, made tiny."""
+
+import pytest
+import torch
+
+from cvcourse import bench, quality
+from cvcourse.config import Config
+from cvcourse.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, to_image_range
+from cvcourse.diffusion import fit
+from cvcourse.models import DiffusionUNet, KLAutoencoder
+
+TINY = dict(image_size=28, train_size=64, sample_count=12, batch_size=16, seed=0, checkpoint_every=2,
+            schedule="linear", timesteps=20, unet_width=4, unet_depth=2, steps=4, lr=1e-3, ema_decay=0.9,
+            snapshot_every=2, snapshot_count=6, ddim_steps=5, ddim_table_steps=[2, 5], speed_count=2,
+            inversion_count=4, drop_label_prob=0.1, guidance_scales=[0.0, 1.0], guidance_scale=1.0,
+            latent_channels=4, autoencoder_width=4, autoencoder_beta=1e-3, autoencoder_steps=3,
+            autoencoder_lr=1e-3, latent_unet_width=8, latent_unet_depth=1, latent_steps=4,
+            target_precision=0.0, target_coverage=0.0, target_fcd_ratio=None, target_label_accuracy=None,
+            target_latent_precision=0.0, target_speedup=0.0)
+
+
+@pytest.fixture(autouse=True)
+def tiny_world(tmp_path, monkeypatch):
+    """A private cache, one thread, and a tiny judge recipe (the real one trains for a minute)."""
+    monkeypatch.setenv("CVCOURSE_CACHE", str(tmp_path))
+    monkeypatch.setattr(quality, "TRAIN_SIZE", 64)
+    monkeypatch.setattr(quality, "TEST_SIZE", 32)
+    monkeypatch.setattr(quality, "GLYPH_RECIPE", {"width": 4, "steps": 2, "batch_size": 16, "lr": 1e-3, "seed": 0})
+    monkeypatch.setattr(quality, "MIN_ACCURACY", 0.0)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def tiny_config(**changes) -> Config:
+    return Config(chapter="05_diffusion", profile="smoke", device=torch.device("cpu"), settings={**TINY, **changes})
+
+
+def same_weights(a: torch.nn.Module, b: torch.nn.Module) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
+
+
+def test_glyph_diffusion_trains_once_keeps_the_ema_weights_and_snapshots(capsys):
+    model, info = fit.glyph_diffusion(tiny_config())
+    assert isinstance(model, DiffusionUNet) and not model.training and model.num_classes is None
+    assert info["steps"] == 4 and info["snapshot_steps"] == [2, 4]
+    assert info["galleries"].shape == (2, 6, 1, 28, 28)  # snapshot_count < GALLERY_SIZE: all of them
+    assert info["history"].series("fcd")[0] == [2, 4] and "loss" in info["history"].names()
+    assert "building glyph-ddpm" in capsys.readouterr().out
+    again, again_info = fit.glyph_diffusion(tiny_config())
+    assert "building" not in capsys.readouterr().out and same_weights(model, again)
+    assert torch.equal(again_info["galleries"], info["galleries"])
+    raw, _ = fit.glyph_diffusion(tiny_config(ema_decay=0.5))  # another setting is another model
+    assert not same_weights(model, raw)
+
+
+def test_the_cached_weights_are_the_ema_of_the_training_weights(monkeypatch):
+    trained = {}
+    original = fit._keep_ema
+
+    def spy(model, trainer):
+        trained["raw"] = {name: value.clone() for name, value in model.state_dict().items()}
+        trained["ema"] = trainer.ema.module.state_dict()
+        original(model, trainer)
+
+    monkeypatch.setattr(fit, "_keep_ema", spy)
+    model, _ = fit.glyph_diffusion(tiny_config())
+    assert all(torch.equal(value, trained["ema"][name]) for name, value in model.state_dict().items())
+    assert not all(torch.equal(value, trained["raw"][name]) for name, value in model.state_dict().items())
+
+
+def test_conditional_model_learns_with_the_null_label():
+    model, info = fit.glyph_diffusion(tiny_config(), conditional=True)
+    assert model.num_classes == 10 and model.label_embedding.num_embeddings == 11
+    assert info["galleries"].shape[1] == 6
+
+
+def test_an_interrupted_training_is_not_cached_and_resumes(monkeypatch, capsys):
+    original = fit.Trainer.fit
+
+    def stop_early(self, loader, *, steps=None, epochs=None, resume=False):
+        return original(self, loader, steps=steps - 1, resume=resume)
+
+    monkeypatch.setattr(fit.Trainer, "fit", stop_early)
+    with pytest.raises(KeyboardInterrupt, match="resume"):
+        fit.glyph_diffusion(tiny_config())
+    monkeypatch.setattr(fit.Trainer, "fit", original)
+    model, info = fit.glyph_diffusion(tiny_config())
+    assert info["steps"] == 4
+    assert "fcd" in info["history"].names()
+
+
+def test_latent_diffusion_trains_on_scaled_latents_of_a_cached_autoencoder(capsys):
+    model, space, info = fit.glyph_latent_diffusion(tiny_config())
+    assert isinstance(space.autoencoder, KLAutoencoder) and model.in_channels == 4
+    assert space.latent_shape(3) == (3, 4, 7, 7) and space.scale_factor > 0
+    assert info["steps"] == 4 and info["galleries"].shape == (2, 6, 1, 28, 28)
+    out = capsys.readouterr().out
+    assert "building glyph-autoencoder" in out and "building glyph-latent-ddpm" in out
+    again, again_space, _ = fit.glyph_latent_diffusion(tiny_config())
+    assert "building" not in capsys.readouterr().out and same_weights(model, again)
+    assert again_space.scale_factor == space.scale_factor
+    images = again_space.decode(ddim_sample(again, fit.glyph_schedule(tiny_config()), again_space.latent_shape(2),
+                                            steps=3, clip_x0=False))
+    assert images.shape == (2, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+
+
+def test_glyph_samples_are_cached_per_model_and_sampler_setting(capsys):
+    torch.manual_seed(0)
+    model, schedule = DiffusionUNet(1, base_width=4, depth=1).eval(), NoiseSchedule.linear(10)
+    images, seconds = fit.glyph_samples(model, schedule, (3, 1, 8, 8), seed=5)
+    expected = to_image_range(ddpm_sample(model, schedule, (3, 1, 8, 8), generator=torch.Generator().manual_seed(5)))
+    torch.testing.assert_close(images, expected)
+    assert seconds > 0 and "building glyph-samples" in capsys.readouterr().out
+    again, again_seconds = fit.glyph_samples(model, schedule, (3, 1, 8, 8), seed=5)
+    assert torch.equal(again, images) and again_seconds == seconds and "building" not in capsys.readouterr().out
+    ddim, _ = fit.glyph_samples(model, schedule, (3, 1, 8, 8), sampler="ddim", steps=4, seed=5)
+    expected = to_image_range(ddim_sample(model, schedule, (3, 1, 8, 8), steps=4,
+                                          generator=torch.Generator().manual_seed(5)))
+    torch.testing.assert_close(ddim, expected)
+    with torch.no_grad():
+        model.unet.head.bias.fill_(0.1)  # a changed model samples afresh
+    changed, _ = fit.glyph_samples(model, schedule, (3, 1, 8, 8), seed=5)
+    assert "building" in capsys.readouterr().out and not torch.equal(changed, images)
+    with pytest.raises(ValueError, match="'ddpm' or 'ddim'"):
+        fit.glyph_samples(model, schedule, (3, 1, 8, 8), sampler="euler")
+
+
+def test_seconds_per_step_times_without_touching_the_model():
+    torch.manual_seed(0)
+    model, schedule = DiffusionUNet(1, base_width=4, depth=1), NoiseSchedule.linear(10)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    calls = []
+    seconds = fit.seconds_per_step(model, schedule, torch.randn(4, 1, 8, 8), repeats=3, warmup=1,
+                                   encode=lambda x: calls.append(1) or x)
+    assert seconds > 0 and len(calls) == 4  # the encoder runs inside every timed step
+    assert all(torch.equal(value, before[name]) for name, value in model.state_dict().items())
+    with pytest.raises(ValueError, match="repeats"):
+        fit.seconds_per_step(model, schedule, torch.randn(4, 1, 8, 8), repeats=0)
+
+
+def test_unknown_schedule_names_the_choices():
+    with pytest.raises(ValueError, match="linear, cosine"):
+        fit.glyph_schedule(tiny_config(schedule="sigmoid"))
+
+
+@pytest.mark.parametrize("name", ["diff.ddpm_glyphs", "diff.ddim_speed", "diff.cfg_glyphs", "diff.latent_glyphs"])
+def test_diffusion_bench_entries_run_and_report_their_details(name, monkeypatch):
+    monkeypatch.setattr(bench.config, "SETTINGS", {**bench.config.SETTINGS, "05_diffusion": {"smoke": TINY},
+                                                   "06_guided_latent_diffusion": {"smoke": TINY}})
+    result = bench.run_entry(name, profile="smoke")
+    assert result.name == name and isinstance(result.value, float)
+    expected = {"diff.ddpm_glyphs": {"fcd", "fcd_held_out_real", "coverage", "train_s", "sample_s"},
+                "diff.ddim_speed": {"fcd_ratio", "ddpm_s", "ddim_s"},
+                "diff.cfg_glyphs": {"label_accuracy_w0", "w=1 label_accuracy", "w=0 fcd"},
+                "diff.latent_glyphs": {"step_speedup", "pixel_step_s", "latent_step_s", "fcd"}}[name]
+    assert expected <= set(result.details)
