@@ -157,3 +157,16 @@ def test_diffusion_bench_entries_run_and_report_their_details(name, monkeypatch)
                 "diff.cfg_glyphs": {"label_accuracy_w0", "w=1 label_accuracy", "w=0 fcd"},
                 "diff.latent_glyphs": {"step_speedup", "pixel_step_s", "latent_step_s", "fcd"}}[name]
     assert expected <= set(result.details)
+
+
+def test_warmup_cosine_rises_then_decays_to_zero():
+    optimizer = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    scheduler = fit.warmup_cosine(optimizer, steps=100, warmup_fraction=0.1)
+    rates = []
+    for _ in range(100):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        scheduler.step()
+    assert rates[0] == pytest.approx(0.1) and rates[9] == pytest.approx(1.0)
+    assert rates[55] == pytest.approx(0.5, abs=0.02) and rates[-1] < 1e-3
+    assert all(a >= b for a, b in zip(rates[9:], rates[10:]))

@@ -15,6 +15,7 @@ FCD of the snapshots taken during training), the snapshots' galleries, the secon
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from copy import deepcopy
@@ -39,7 +40,7 @@ from cvcourse.models.diffusion_unet import DiffusionUNet
 from cvcourse.quality import glyph_quality
 from cvcourse.train import Trainer, require_finished
 
-DIFFUSION_VERSION, AUTOENCODER_VERSION = 1, 1  # bump when an architecture or a training recipe changes
+DIFFUSION_VERSION, AUTOENCODER_VERSION = 2, 1  # bump when an architecture or a training recipe changes
 SNAPSHOT_SEED = 99  # the fixed noise every snapshot gallery starts from, so they show one set of samples evolving
 SNAPSHOT_SAMPLER_STEPS = 20  # DDIM steps per snapshot: cheap, and close enough to track progress
 GALLERY_SIZE = 16
@@ -90,6 +91,19 @@ class Snapshots:
                 "galleries": torch.stack(self.galleries) if self.galleries else torch.empty(0)}
 
 
+def warmup_cosine(optimizer: torch.optim.Optimizer, steps: int,
+                  warmup_fraction: float = 0.05) -> torch.optim.lr_scheduler.LambdaLR:
+    """The learning rate times ``step / warmup`` for the warm-up steps, then ``(1 + cos(pi * progress)) / 2``."""
+    warmup = max(1, round(warmup_fraction * steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * min(1.0, (step - warmup) / max(1, steps - warmup))))
+
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
 def train_diffusion(model: DiffusionUNet, schedule: NoiseSchedule, x: torch.Tensor, labels: torch.Tensor, *,
                     steps: int, batch_size: int, lr: float, ema_decay: float, conditional: bool = False,
                     drop_label_prob: float = 0.0, pixels: bool = True, seed: int = 0,
@@ -97,13 +111,16 @@ def train_diffusion(model: DiffusionUNet, schedule: NoiseSchedule, x: torch.Tens
                     checkpoint_every: int = 0, progress: bool = True, callbacks=()) -> Trainer:
     """DDPM training (Algorithm 1) with Adam and an EMA of the weights; returns the Trainer (``trainer.ema``).
 
-    ``x`` holds images in [0, 1] (``pixels=True``) or latents already in the model's range.
+    ``x`` holds images in [0, 1] (``pixels=True``) or latents already in the model's range. The learning rate
+    warms up over the first 5% of the steps and then follows a cosine down to zero (:func:`warmup_cosine`): with a
+    budget of a few thousand steps, the decay is what lets the weights settle.
     """
     step = diffusion_step(schedule.to(pick_device(device)), conditional=conditional, drop_label_prob=drop_label_prob,
                           pixels=pixels)
-    trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=lr), step, device=device, ema_decay=ema_decay,
-                      checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, progress=progress,
-                      callbacks=callbacks)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    trainer = Trainer(model, optimizer, step, device=device, ema_decay=ema_decay,
+                      schedulers=warmup_cosine(optimizer, steps), checkpoint_dir=checkpoint_dir,
+                      checkpoint_every=checkpoint_every, progress=progress, callbacks=callbacks)
     trainer.fit(shuffled_batches(x, labels, batch_size=batch_size, seed=seed), steps=steps,
                 resume=checkpoint_dir is not None)
     return trainer
