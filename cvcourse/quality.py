@@ -215,7 +215,7 @@ class ImageQuality:
     def _coverage(self, probabilities: torch.Tensor) -> float:
         share = torch.bincount(probabilities.argmax(dim=1), minlength=self.num_classes).double() / len(probabilities)
         share = share[share > 0]
-        return float(-(share * share.log()).sum() / math.log(self.num_classes))
+        return float((share * share.log()).sum().neg().clamp(min=0) / math.log(self.num_classes))  # never -0.0
 
     def _label_accuracy(self, probabilities: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> float:
         labels = torch.as_tensor(labels)

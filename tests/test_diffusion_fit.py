@@ -12,12 +12,12 @@ from cvcourse.models import DiffusionUNet, KLAutoencoder
 
 TINY = dict(image_size=28, train_size=64, sample_count=12, batch_size=16, seed=0, checkpoint_every=2,
             schedule="linear", timesteps=20, unet_width=4, unet_depth=2, steps=4, lr=1e-3, ema_decay=0.9,
-            snapshot_every=2, snapshot_count=6, ddim_steps=5, ddim_table_steps=[2, 5], speed_count=2,
+            snapshot_every=2, snapshot_count=6, ddim_steps=5, ddim_eta=1.0, ddim_table_steps=[2, 5], speed_count=2,
             inversion_count=4, drop_label_prob=0.1, guidance_scales=[0.0, 1.0], guidance_scale=1.0,
             latent_channels=4, autoencoder_width=4, autoencoder_beta=1e-3, autoencoder_steps=3,
             autoencoder_lr=1e-3, latent_unet_width=8, latent_unet_depth=1, latent_steps=4,
             target_precision=0.0, target_coverage=0.0, target_fcd_ratio=None, target_label_accuracy=None,
-            target_latent_precision=0.0, target_speedup=0.0)
+            target_autoencoder_psnr=0.0, target_latent_precision=0.0, target_speedup=0.0)
 
 
 @pytest.fixture(autouse=True)
@@ -153,7 +153,7 @@ def test_diffusion_bench_entries_run_and_report_their_details(name, monkeypatch)
     result = bench.run_entry(name, profile="smoke")
     assert result.name == name and isinstance(result.value, float)
     expected = {"diff.ddpm_glyphs": {"fcd", "fcd_held_out_real", "coverage", "train_s", "sample_s"},
-                "diff.ddim_speed": {"fcd_ratio", "ddpm_s", "ddim_s"},
+                "diff.ddim_speed": {"fcd_ratio", "ddpm_s", "ddim_s", "fcd_ddim_eta0", "fcd_ddim_eta1"},
                 "diff.cfg_glyphs": {"label_accuracy_w0", "w=1 label_accuracy", "w=0 fcd"},
                 "diff.latent_glyphs": {"step_speedup", "pixel_step_s", "latent_step_s", "fcd"}}[name]
     assert expected <= set(result.details)

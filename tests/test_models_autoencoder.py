@@ -66,3 +66,13 @@ def test_bad_latents_and_sizes_get_clear_errors():
         small_autoencoder().decode(torch.randn(2, 3, 7, 7))
     with pytest.raises(ValueError, match=">= 1"):
         KLAutoencoder(0)
+
+
+def test_mean_pixel_starts_the_decoder_at_the_average_brightness():
+    torch.manual_seed(0)
+    model = KLAutoencoder(4, width=8, mean_pixel=0.1)
+    with torch.no_grad():
+        model.decoder[-2].weight.zero_()  # only the bias is left
+    assert model.decode(torch.randn(2, 4, 7, 7)).mean().item() == pytest.approx(0.1)
+    with pytest.raises(ValueError, match=r"images.mean\(\)"):
+        KLAutoencoder(mean_pixel=1.5)

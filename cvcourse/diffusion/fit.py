@@ -40,7 +40,7 @@ from cvcourse.models.diffusion_unet import DiffusionUNet
 from cvcourse.quality import glyph_quality
 from cvcourse.train import Trainer, require_finished
 
-DIFFUSION_VERSION, AUTOENCODER_VERSION = 2, 1  # bump when an architecture or a training recipe changes
+DIFFUSION_VERSION, AUTOENCODER_VERSION = 2, 2  # bump when an architecture or a training recipe changes
 SNAPSHOT_SEED = 99  # the fixed noise every snapshot gallery starts from, so they show one set of samples evolving
 SNAPSHOT_SAMPLER_STEPS = 20  # DDIM steps per snapshot: cheap, and close enough to track progress
 GALLERY_SIZE = 16
@@ -194,7 +194,8 @@ def glyph_autoencoder(cfg: Config, *, rebuild: bool = False,
 
     def build() -> KLAutoencoder:
         seed_everything(cfg.seed)
-        return KLAutoencoder(cfg.latent_channels, width=cfg.autoencoder_width)
+        images, _ = training_glyphs(cfg)
+        return KLAutoencoder(cfg.latent_channels, width=cfg.autoencoder_width, mean_pixel=images.mean().item())
 
     def train(model: nn.Module, checkpoint_dir: Path) -> dict[str, Any]:
         images, _ = training_glyphs(cfg)

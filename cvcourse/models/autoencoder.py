@@ -13,6 +13,8 @@ so it trains with the same step, :func:`cvcourse.generative.vae.vae_step`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -22,13 +24,20 @@ DOWNSAMPLING = 4  # two stride-2 convolutions
 
 
 class KLAutoencoder(nn.Module):
-    """``KLAutoencoder(latent_channels=4)``: images (B, C, H, W) in [0, 1] <-> latents (B, latent_channels, H/4, W/4)."""
+    """``KLAutoencoder(latent_channels=4)``: images (B, C, H, W) in [0, 1] <-> latents (B, latent_channels, H/4, W/4).
 
-    def __init__(self, latent_channels: int = 4, *, channels: int = 1, width: int = 32) -> None:
+    ``mean_pixel`` (the data's mean, e.g. 0.1 for glyphs) starts the output bias at its logit, so the untrained
+    decoder outputs the average brightness instead of 0.5.
+    """
+
+    def __init__(self, latent_channels: int = 4, *, channels: int = 1, width: int = 32,
+                 mean_pixel: float | None = None) -> None:
         super().__init__()
         if latent_channels < 1 or channels < 1 or width < 1:
             raise ValueError(f"latent_channels, channels and width must be >= 1, got {latent_channels}, {channels}, "
                              f"{width}.")
+        if mean_pixel is not None and not 0 < mean_pixel < 1:
+            raise ValueError(f"mean_pixel must lie in (0, 1), got {mean_pixel}; pass images.mean().item().")
         self.latent_channels, self.channels = latent_channels, channels
         wide = 2 * width
         self.encoder = nn.Sequential(
@@ -45,6 +54,8 @@ class KLAutoencoder(nn.Module):
             nn.ConvTranspose2d(wide, width, 4, stride=2, padding=1), nn.SiLU(),  # H
             nn.Conv2d(width, channels, 3, padding=1), nn.Sigmoid(),
         )
+        if mean_pixel is not None:  # start at the average image: from a grey start, a small net can get stuck at black
+            nn.init.constant_(self.decoder[-2].bias, math.log(mean_pixel / (1 - mean_pixel)))
 
     def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The posterior ``q(z | x)``: ``mu`` and ``logvar``, each (B, latent_channels, H/4, W/4)."""
