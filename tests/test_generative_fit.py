@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cvcourse import bench, quality
+from cvcourse import bench
 from cvcourse.config import Config
 from cvcourse.experiments import generative as experiments
 from cvcourse.generative import fit
@@ -15,18 +15,7 @@ TINY = dict(image_size=28, train_size=64, sample_count=40, batch_size=16, seed=0
             target_label_accuracy=0.0, target_psnr=0.0, target_vae_precision=0.0)
 
 
-@pytest.fixture(autouse=True)
-def tiny_world(tmp_path, monkeypatch):
-    """A private cache, one thread, and a tiny judge recipe (the real one trains for a minute)."""
-    monkeypatch.setenv("CVCOURSE_CACHE", str(tmp_path))
-    monkeypatch.setattr(quality, "TRAIN_SIZE", 64)
-    monkeypatch.setattr(quality, "TEST_SIZE", 32)
-    monkeypatch.setattr(quality, "GLYPH_RECIPE", {"width": 4, "steps": 2, "batch_size": 16, "lr": 1e-3, "seed": 0})
-    monkeypatch.setattr(quality, "MIN_ACCURACY", 0.0)
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("tiny_world")
 
 
 def tiny_config(**changes) -> Config:

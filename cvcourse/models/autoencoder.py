@@ -18,12 +18,12 @@ import math
 import torch
 from torch import nn
 
-from cvcourse.generative.vae import reparameterize
+from cvcourse.models.vae import GaussianAutoencoder, check_unit_range
 
 DOWNSAMPLING = 4  # two stride-2 convolutions
 
 
-class KLAutoencoder(nn.Module):
+class KLAutoencoder(GaussianAutoencoder):
     """``KLAutoencoder(latent_channels=4)``: images (B, C, H, W) in [0, 1] <-> latents (B, latent_channels, H/4, W/4).
 
     ``mean_pixel`` (the data's mean, e.g. 0.1 for glyphs) starts the output bias at its logit, so the untrained
@@ -65,9 +65,7 @@ class KLAutoencoder(nn.Module):
         if images.shape[-1] % DOWNSAMPLING or images.shape[-2] % DOWNSAMPLING:
             raise ValueError(f"The image height and width must be multiples of {DOWNSAMPLING} (two halvings), got "
                              f"{tuple(images.shape[-2:])}; resize or pad them, e.g. 28 or 32.")
-        if images.min() < -1e-3 or images.max() > 1 + 1e-3:
-            raise ValueError(f"The autoencoder expects images in [0, 1], got values in [{images.min().item():.3g}, "
-                             f"{images.max().item():.3g}]; map [-1, 1] images with (images + 1) / 2.")
+        check_unit_range(images, "The autoencoder")
         mu, logvar = self.encoder(images).chunk(2, dim=1)
         return mu, logvar
 
@@ -77,12 +75,3 @@ class KLAutoencoder(nn.Module):
             raise ValueError(f"The decoder expects latents of shape (B, {self.latent_channels}, h, w), got "
                              f"{tuple(z.shape)}.")
         return self.decoder(z)
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encode(images)
-        return self.decode(reparameterize(mu, logvar)), mu, logvar
-
-    @torch.no_grad()
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        """``images`` decoded from their posterior means: the deterministic reconstruction."""
-        return self.decode(self.encode(images)[0])

@@ -15,7 +15,37 @@ from cvcourse.generative.vae import reparameterize
 from cvcourse.models.gan import upsampling_plan
 
 
-class VAE(nn.Module):
+def check_unit_range(images: torch.Tensor, model: str) -> None:
+    """Raise a ValueError that names the conversion unless ``images`` lie in [0, 1] (a sigmoid decoder's range)."""
+    if images.min() < -1e-3 or images.max() > 1 + 1e-3:
+        raise ValueError(f"{model} expects images in [0, 1], got values in [{images.min().item():.3g}, "
+                         f"{images.max().item():.3g}]; map [-1, 1] images with (images + 1) / 2.")
+
+
+class GaussianAutoencoder(nn.Module):
+    """An encoder to a diagonal Gaussian ``q(z | x)`` and a decoder: subclasses define ``encode`` and ``decode``.
+
+    ``forward`` decodes a sample drawn with the reparameterisation trick, as training needs; ``reconstruct``
+    decodes the posterior mean.
+    """
+
+    def encode(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        raise NotImplementedError
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        mu, logvar = self.encode(images)
+        return self.decode(reparameterize(mu, logvar)), mu, logvar
+
+    @torch.no_grad()
+    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
+        """``images`` decoded from their posterior means ``mu(x)``: the deterministic reconstruction."""
+        return self.decode(self.encode(images)[0])
+
+
+class VAE(GaussianAutoencoder):
     """``VAE(latent_dim)``: ``forward(images) -> (reconstruction, mu, logvar)``; ``encode``, ``decode``, ``sample``."""
 
     def __init__(self, latent_dim: int = 16, *, image_size: int = 28, channels: int = 1, width: int = 32) -> None:
@@ -42,9 +72,7 @@ class VAE(nn.Module):
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
             raise ValueError(f"The VAE expects images of shape (B, {', '.join(map(str, expected))}), got "
                              f"{tuple(images.shape)}.")
-        if images.min() < -1e-3 or images.max() > 1 + 1e-3:
-            raise ValueError(f"The VAE expects images in [0, 1], got values in [{images.min().item():.3g}, "
-                             f"{images.max().item():.3g}]; map [-1, 1] images with (images + 1) / 2.")
+        check_unit_range(images, "The VAE")
         mu, logvar = self.encoder(images).chunk(2, dim=1)
         return mu, logvar
 
@@ -53,15 +81,6 @@ class VAE(nn.Module):
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"The decoder expects latents of shape (B, {self.latent_dim}), got {tuple(z.shape)}.")
         return self.decoder(z)
-
-    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        mu, logvar = self.encode(images)
-        return self.decode(reparameterize(mu, logvar)), mu, logvar
-
-    @torch.no_grad()
-    def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
-        """``images`` decoded from their posterior means ``mu(x)``: the deterministic reconstruction."""
-        return self.decode(self.encode(images)[0])
 
     @torch.no_grad()
     def sample(self, count: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
