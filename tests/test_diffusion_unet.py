@@ -37,6 +37,23 @@ def test_output_has_the_input_shape_and_starts_at_zero():
     assert model.num_parameters == sum(p.numel() for p in model.parameters())
 
 
+def test_patches_are_the_pixels_stacked_as_channels():
+    torch.manual_seed(0)
+    model = randomised(DiffusionUNet(1, base_width=8, depth=2, block="residual", attention=True, patch_size=2,
+                                     embed_dim=16))
+    assert model.unet.in_channels == model.unet.out_channels == 4
+    x, t = torch.randn(2, 1, 28, 28), torch.tensor([3, 700])
+    patches = torch.nn.functional.pixel_unshuffle(x, 2)
+    assert patches.shape == (2, 4, 14, 14) and torch.equal(patches[:, :, 0, 0], x[:, 0, :2, :2].flatten(1))
+    expected = torch.nn.functional.pixel_shuffle(model.unet(patches, model.embed(t)), 2)
+    torch.testing.assert_close(model(x, t), expected)
+    assert model(x, t).shape == x.shape
+    with pytest.raises(ValueError, match="divisible by 2.*27 -> 28"):
+        model(torch.randn(1, 1, 27, 28), 1)
+    with pytest.raises(ValueError, match="patch_size must be 1"):
+        DiffusionUNet(patch_size=4)
+
+
 def test_timestep_and_label_change_the_prediction():
     torch.manual_seed(0)
     model = randomised(DiffusionUNet(1, base_width=4, depth=1, num_classes=3, embed_dim=16))

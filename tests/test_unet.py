@@ -4,13 +4,14 @@ import pytest
 import torch
 
 from cvcourse.models import UNet, logits_to_mask
-from cvcourse.models.blocks import ConvBlock, Up, center_crop, crop_and_concat
+from cvcourse.models.blocks import ConvBlock, ResidualBlock, SelfAttention, Up, center_crop, crop_and_concat
 
 
 @pytest.mark.parametrize("size", [(32, 32), (37, 53), (1, 1), (64, 17)])
 @pytest.mark.parametrize("upsampling", ["transpose", "bilinear"])
-def test_any_input_size_gives_an_output_of_the_same_size(size, upsampling):
-    model = UNet(3, 5, depth=3, base_width=4, upsampling=upsampling).eval()
+@pytest.mark.parametrize("block", ["conv", "residual"])
+def test_any_input_size_gives_an_output_of_the_same_size(size, upsampling, block):
+    model = UNet(3, 5, depth=3, base_width=8, upsampling=upsampling, block=block, norm="group").eval()
     assert model(torch.rand(2, 3, *size)).shape == (2, 5, *size)
 
 
@@ -44,6 +45,50 @@ def test_gradients_reach_every_parameter():
     model = UNet(3, 4, depth=2, base_width=4, norm="group", dropout=0.1)
     model(torch.rand(2, 3, 20, 20)).sum().backward()
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_the_residual_unet_has_the_same_wiring_with_ddpm_parts():
+    model = UNet(4, 4, depth=2, base_width=8, norm="group", block="residual", attention=True, embed_dim=6)
+    assert all(isinstance(level.block, ResidualBlock) for level in [*model.downs, *model.ups])
+    assert isinstance(model.stem, ResidualBlock) and isinstance(model.middle.attention, SelfAttention)
+    assert model.middle.attention.attention.embed_dim == 32  # at the bottleneck: 8 * 2**2 channels
+    assert isinstance(model.middle.block, ResidualBlock) and UNet(4, 4, depth=2).middle is None
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    images, embedding = torch.rand(2, 4, 12, 12), torch.randn(2, 6)
+    for _ in range(2):  # the zero-initialised second convolutions pass no gradient back until they move
+        optimizer.zero_grad()
+        model(images, embedding).pow(2).mean().backward()
+        optimizer.step()
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
+
+
+def test_a_residual_block_starts_as_its_skip_and_takes_a_scale_and_shift():
+    torch.manual_seed(0)
+    same, wider = ResidualBlock(8, 8, norm="group", embed_dim=4), ResidualBlock(8, 16, norm="group", embed_dim=4)
+    x, embedding = torch.randn(2, 8, 5, 5), torch.randn(2, 4)
+    assert torch.equal(same(x, embedding), x)
+    torch.testing.assert_close(wider(x, embedding), wider.skip(x))
+    torch.nn.init.normal_(same.conv2.weight)
+    scale, shift = same.embed(embedding)[:, :, None, None].chunk(2, dim=1)
+    h = same.norm2(same.conv1(same.act(same.norm1(x)))) * (1 + scale) + shift
+    torch.testing.assert_close(same(x, embedding), x + same.conv2(same.act(h)))
+    with pytest.raises(ValueError, match="needs an embedding"):
+        same(x)
+
+
+def test_self_attention_relates_every_position_to_every_other():
+    torch.manual_seed(0)
+    attention = SelfAttention(8, heads=2).eval()
+    x = torch.randn(1, 8, 4, 4)
+    changed = x.clone()
+    changed[..., 0, 0] += 5.0  # one corner
+    difference = (attention(changed) - attention(x) - (changed - x)).abs().sum(1)[0]
+    assert (difference[1:, 1:] > 0).all()  # the far positions see the corner: a 3x3 convolution could not
+    tokens = attention.norm(x).flatten(2).transpose(1, 2)
+    expected, _ = attention.attention(tokens, tokens, tokens)
+    torch.testing.assert_close(attention(x), x + expected.transpose(1, 2).reshape(1, 8, 4, 4))
+    with pytest.raises(ValueError, match="divisible by heads"):
+        SelfAttention(6, heads=4)
 
 
 @pytest.mark.parametrize("norm", ["batch", "group", "instance", "none"])
@@ -92,4 +137,6 @@ def test_bad_input_is_explained():
         Up(8, 4, mode="nearest")
     with pytest.raises(ValueError, match="depth"):
         UNet(depth=0)
+    with pytest.raises(ValueError, match="Unknown block 'dense'.*conv, residual"):
+        UNet(block="dense")
     assert isinstance(model.stem, ConvBlock)

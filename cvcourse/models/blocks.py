@@ -9,6 +9,10 @@ We pad the convolutions ("same" size) and add normalisation, as most modern U-Ne
 also take an embedding vector (a diffusion timestep, a class label) that is projected to one value per
 channel and added between the two convolutions, as in the DDPM U-Net (Ho et al. 2020), so the diffusion
 chapters reuse these blocks instead of writing a second U-Net.
+
+The diffusion chapters' U-Net swaps the paper's block for the DDPM U-Net's own parts, in the same wiring:
+:class:`ResidualBlock` (two pre-activation convolutions and a skip connection, the embedding as a per-channel
+scale and shift) and :class:`SelfAttention` at the bottleneck, where every position may look at every other.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from torch import nn
 
 NORMS = ("batch", "group", "instance", "none")
 UPSAMPLING = ("transpose", "bilinear")
+BLOCKS = ("conv", "residual")
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -76,26 +81,106 @@ class ConvBlock(nn.Module):
         return self.act(self.norm2(self.conv2(self.dropout(x))))
 
 
-class Down(nn.Module):
-    """Contracting step: 2x2 max pooling, then a ConvBlock."""
+class ResidualBlock(nn.Module):
+    """The DDPM U-Net's residual block: ``x + F(x)``, with ``F`` two (norm, SiLU, 3x3 conv) in a row.
 
-    def __init__(self, in_channels: int, out_channels: int, **block: object) -> None:
+    Ho et al. 2020 (Appendix B) build their U-Net from Wide ResNet blocks; like the improved DDPM (Dhariwal &
+    Nichol 2021, section 3, "AdaGN"), the embedding sets a per-channel *scale and shift* of the normalised features
+    between the two convolutions, ``norm(h) * (1 + scale) + shift``. A 1x1 convolution matches the skip's channels
+    when they change. The second convolution starts at zero, so each block starts as the identity (its skip).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, *, norm: str = "group", dropout: float = 0.0,
+                 embed_dim: int | None = None) -> None:
+        super().__init__()
+        self.norm1 = norm_layer(norm, in_channels)
+        self.conv1 = nn.Conv2d(in_channels, out_channels, 3, padding=1)
+        self.norm2 = norm_layer(norm, out_channels)
+        self.conv2 = nn.Conv2d(out_channels, out_channels, 3, padding=1)
+        self.act = nn.SiLU()
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.embed = nn.Linear(embed_dim, 2 * out_channels) if embed_dim else None
+        self.skip = nn.Conv2d(in_channels, out_channels, 1) if in_channels != out_channels else nn.Identity()
+        nn.init.zeros_(self.conv2.weight)
+        nn.init.zeros_(self.conv2.bias)
+
+    def forward(self, x: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.norm2(self.conv1(self.act(self.norm1(x))))
+        if self.embed is not None:
+            if embedding is None:
+                raise ValueError("This block was built with embed_dim, so forward needs an embedding (B, embed_dim).")
+            scale, shift = self.embed(embedding)[:, :, None, None].chunk(2, dim=1)
+            h = h * (1 + scale) + shift
+        return self.skip(x) + self.conv2(self.dropout(self.act(h)))
+
+
+def block_class(kind: str) -> type[nn.Module]:
+    """The block a U-Net is built from, by name: ``"conv"`` (the paper's) or ``"residual"`` (DDPM's)."""
+    blocks = {"conv": ConvBlock, "residual": ResidualBlock}
+    if kind not in blocks:
+        raise ValueError(f"Unknown block {kind!r}; choose one of {', '.join(BLOCKS)}.")
+    return blocks[kind]
+
+
+class SelfAttention(nn.Module):
+    """``x + attention(norm(x))`` over the H*W positions of a feature map (B, C, H, W), ``heads`` heads.
+
+    The DDPM U-Net (Ho et al. 2020, Appendix B) adds self-attention at its 16x16 level: a convolution sees a
+    3x3 window, attention relates every position to every other in one step, which helps the global layout (is
+    this stroke the top of a 7 or of a 9?). It costs (H*W)^2, so it sits at the coarsest level.
+    """
+
+    def __init__(self, channels: int, *, heads: int = 4, norm: str = "group") -> None:
+        super().__init__()
+        if channels % heads:
+            raise ValueError(f"self-attention needs channels divisible by heads, got {channels} and {heads}.")
+        self.norm = norm_layer(norm, channels)
+        self.attention = nn.MultiheadAttention(channels, heads, batch_first=True)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, channels, height, width = x.shape
+        tokens = self.norm(x).flatten(2).transpose(1, 2)  # (B, H*W, C): one token per position
+        attended, _ = self.attention(tokens, tokens, tokens, need_weights=False)
+        return x + attended.transpose(1, 2).reshape(batch, channels, height, width)
+
+
+class AttentionBottleneck(nn.Module):
+    """The DDPM U-Net's middle: the bottleneck block's output through :class:`SelfAttention`, then one more block.
+
+    Ho et al. 2020 (Appendix B) put "residual block, self-attention, residual block" between the two halves of
+    their U-Net; here the first of the three is the last contracting step's block.
+    """
+
+    def __init__(self, channels: int, *, block: str = "residual", **options: object) -> None:
+        super().__init__()
+        self.attention = SelfAttention(channels, norm=str(options.get("norm", "group")))
+        self.block = block_class(block)(channels, channels, **options)
+
+    def forward(self, x: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
+        return self.block(self.attention(x), embedding)
+
+
+class Down(nn.Module):
+    """Contracting step: 2x2 max pooling, then a block (``ConvBlock`` or ``ResidualBlock``)."""
+
+    def __init__(self, in_channels: int, out_channels: int, *, block: str = "conv", **options: object) -> None:
         super().__init__()
         self.pool = nn.MaxPool2d(2)
-        self.block = ConvBlock(in_channels, out_channels, **block)
+        self.block = block_class(block)(in_channels, out_channels, **options)
 
     def forward(self, x: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
         return self.block(self.pool(x), embedding)
 
 
 class Up(nn.Module):
-    """Expanding step: up-sample to ``out_channels`` (half the input), concatenate the skip, ConvBlock.
+    """Expanding step: up-sample to ``out_channels`` (half the input), concatenate the skip, then a block.
 
     ``mode="transpose"`` is the paper's learned 2x2 up-convolution; ``"bilinear"`` interpolates and
     then mixes channels with a 1x1 convolution (no checkerboard artefacts, fewer parameters).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, *, mode: str = "transpose", **block: object) -> None:
+    def __init__(self, in_channels: int, out_channels: int, *, mode: str = "transpose", block: str = "conv",
+                 **options: object) -> None:
         super().__init__()
         if mode == "transpose":
             self.up = nn.ConvTranspose2d(in_channels, out_channels, kernel_size=2, stride=2)
@@ -104,7 +189,7 @@ class Up(nn.Module):
                                     nn.Conv2d(in_channels, out_channels, kernel_size=1))
         else:
             raise ValueError(f"Unknown up-sampling {mode!r}; choose one of {', '.join(UPSAMPLING)}.")
-        self.block = ConvBlock(2 * out_channels, out_channels, **block)
+        self.block = block_class(block)(2 * out_channels, out_channels, **options)
 
     def forward(self, x: torch.Tensor, skip: torch.Tensor, embedding: torch.Tensor | None = None) -> torch.Tensor:
         return self.block(crop_and_concat(skip, self.up(x)), embedding)

@@ -4,8 +4,14 @@ Ho et al. 2020 (Appendix B) feed the timestep to every residual block of their U
 position embedding of the Transformer (Vaswani et al. 2017, section 3.5), followed by a small MLP. A class
 label (Ho & Salimans 2022) gets a learned embedding of the same size, *summed* with the timestep's; the sum,
 through a SiLU, is the one embedding vector each ``ConvBlock`` of :class:`~cvcourse.models.UNet` projects to
-a per-channel shift. The label embedding has one extra row, ``num_classes``, the null label that
-classifier-free guidance trains and samples with.
+a per-channel shift (or, in residual blocks, a scale and a shift). The label embedding has one extra row,
+``num_classes``, the null label that classifier-free guidance trains and samples with.
+
+``patch_size=2`` lets the U-Net see the image as a grid of 2x2 patches, each patch's pixels stacked as channels
+(``pixel_unshuffle``: lossless, a 1x28x28 image becomes 4x14x14) and unstacked again at the output. Every level then
+runs at half the resolution, for about a quarter of the computation, which moves the network's effort from
+single pixels to the layout of the digit; "simple diffusion" (Hoogeboom et al. 2023, section 3.2) and DiT's
+patches (Peebles & Xie 2023) do the same for large images.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cvcourse.models.unet import UNet
@@ -39,21 +46,29 @@ class DiffusionUNet(nn.Module):
     ``forward(x_t, t, labels=None)``: ``t`` is an int for the whole batch or one per sample; ``labels`` (B,) are
     classes in [0, num_classes], ``num_classes`` being the null label (``labels=None`` means all null). The
     output head starts at zero, so the untrained model predicts eps = 0 and the loss starts at 1, as in DDPM.
+    ``block``, ``attention`` and ``depth`` build the :class:`~cvcourse.models.UNet`; ``patch_size`` (1 or 2) is
+    described above, and images must have sides divisible by it.
     """
 
     def __init__(self, in_channels: int = 1, *, base_width: int = 32, depth: int = 2, num_classes: int | None = None,
-                 embed_dim: int = 128, norm: str = "group") -> None:
+                 embed_dim: int = 128, norm: str = "group", block: str = "conv", attention: bool = False,
+                 patch_size: int = 1) -> None:
         super().__init__()
+        if patch_size not in (1, 2):
+            raise ValueError(f"patch_size must be 1 (pixels) or 2 (2x2 patches as channels), got {patch_size!r}.")
         if num_classes is not None and (isinstance(num_classes, bool) or not isinstance(num_classes, int)
                                         or num_classes < 1):
             raise ValueError(f"num_classes must be a positive int or None (unconditional), got {num_classes!r}.")
         if embed_dim < 2 or embed_dim % 2:
             raise ValueError(f"embed_dim must be even and >= 2 (half sines, half cosines), got {embed_dim}.")
         self.in_channels, self.num_classes, self.embed_dim = in_channels, num_classes, embed_dim
+        self.patch_size = patch_size
         self.time_mlp = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
         self.label_embedding = nn.Embedding(num_classes + 1, embed_dim) if num_classes is not None else None
         self.act = nn.SiLU()
-        self.unet = UNet(in_channels, in_channels, depth=depth, base_width=base_width, norm=norm, embed_dim=embed_dim)
+        patch_channels = in_channels * patch_size**2
+        self.unet = UNet(patch_channels, patch_channels, depth=depth, base_width=base_width, norm=norm,
+                         embed_dim=embed_dim, block=block, attention=attention)
         nn.init.zeros_(self.unet.head.weight)
         nn.init.zeros_(self.unet.head.bias)
 
@@ -74,7 +89,14 @@ class DiffusionUNet(nn.Module):
                              f"channels; build DiffusionUNet(in_channels={x_t.shape[1]}).")
         t = self._check_timesteps(x_t, t)
         labels = self._check_labels(x_t, labels)
-        return self.unet(x_t, self.embed(t, labels))
+        if self.patch_size == 1:
+            return self.unet(x_t, self.embed(t, labels))
+        if x_t.ndim != 4 or x_t.shape[-2] % self.patch_size or x_t.shape[-1] % self.patch_size:
+            raise ValueError(f"with patch_size={self.patch_size} the images' height and width must be divisible by "
+                             f"{self.patch_size}, got shape {tuple(x_t.shape)}; pad or resize them (e.g. 27 -> 28), "
+                             "or build DiffusionUNet(patch_size=1).")
+        patches = F.pixel_unshuffle(x_t, self.patch_size)
+        return F.pixel_shuffle(self.unet(patches, self.embed(t, labels)), self.patch_size)
 
     def _check_timesteps(self, x_t: torch.Tensor, t: int | torch.Tensor) -> torch.Tensor:
         if isinstance(t, bool) or not isinstance(t, (int, float, torch.Tensor)):

@@ -8,6 +8,11 @@ The model returns logits; :func:`logits_to_mask` turns them into a mask.
 
 Inputs of any height and width work: they are padded to a multiple of ``2**depth`` (replicating the
 border) and the output is cropped back, so every pooling halves an even size and every skip matches.
+
+``block="residual"`` builds the same wiring from the DDPM U-Net's residual blocks (a 3x3 convolution first turns
+the pixels into features, and a norm and SiLU come before the head, as pre-activation blocks need), and
+``attention=True`` adds self-attention and one more block at the bottleneck (:class:`AttentionBottleneck`): the
+diffusion chapters' noise predictor.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvcourse.models.blocks import ConvBlock, Down, Up
+from cvcourse.models.blocks import AttentionBottleneck, Down, Up, block_class, norm_layer
 
 
 class UNet(nn.Module):
@@ -24,18 +29,22 @@ class UNet(nn.Module):
 
     def __init__(self, in_channels: int = 3, out_channels: int = 1, *, depth: int = 4, base_width: int = 64,
                  norm: str = "batch", dropout: float = 0.0, upsampling: str = "transpose",
-                 embed_dim: int | None = None) -> None:
+                 embed_dim: int | None = None, block: str = "conv", attention: bool = False) -> None:
         super().__init__()
         if depth < 1 or base_width < 1 or in_channels < 1 or out_channels < 1:
             raise ValueError(f"UNet needs depth, base_width, in_channels and out_channels >= 1; got depth={depth}, "
                              f"base_width={base_width}, in_channels={in_channels}, out_channels={out_channels}.")
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
         widths = [base_width * 2**level for level in range(depth + 1)]
-        block = dict(norm=norm, dropout=dropout, embed_dim=embed_dim)
-        self.stem = ConvBlock(in_channels, widths[0], **block)
-        self.downs = nn.ModuleList(Down(widths[i], widths[i + 1], **block) for i in range(depth))
-        self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], mode=upsampling, **block)
+        options = dict(norm=norm, dropout=dropout, embed_dim=embed_dim)
+        Block, residual = block_class(block), block == "residual"
+        self.entry = nn.Conv2d(in_channels, widths[0], 3, padding=1) if residual else nn.Identity()
+        self.stem = Block(widths[0] if residual else in_channels, widths[0], **options)
+        self.downs = nn.ModuleList(Down(widths[i], widths[i + 1], block=block, **options) for i in range(depth))
+        self.middle = AttentionBottleneck(widths[-1], block=block, **options) if attention else None
+        self.ups = nn.ModuleList(Up(widths[i + 1], widths[i], mode=upsampling, block=block, **options)
                                  for i in reversed(range(depth)))
+        self.exit = nn.Sequential(norm_layer(norm, widths[0]), nn.SiLU()) if residual else nn.Identity()
         self.head = nn.Conv2d(widths[0], out_channels, kernel_size=1)
 
     @property
@@ -49,13 +58,15 @@ class UNet(nn.Module):
         pad_bottom, pad_right = -height % multiple, -width % multiple
         x = F.pad(images, (0, pad_right, 0, pad_bottom), mode="replicate") if pad_bottom or pad_right else images
 
-        skips = [self.stem(x, embedding)]
+        skips = [self.stem(self.entry(x), embedding)]
         for down in self.downs:
             skips.append(down(skips[-1], embedding))
         x = skips.pop()  # the bottleneck
+        if self.middle is not None:
+            x = self.middle(x, embedding)
         for up in self.ups:
             x = up(x, skips.pop(), embedding)  # the encoder map of the same level
-        return self.head(x)[..., :height, :width]
+        return self.head(self.exit(x))[..., :height, :width]
 
     def _check(self, images: torch.Tensor) -> None:
         if images.ndim != 4:
