@@ -11,7 +11,8 @@ from cvcourse.diffusion import fit
 from cvcourse.models import DiffusionUNet, KLAutoencoder
 
 TINY = dict(image_size=28, train_size=64, sample_count=12, batch_size=16, seed=0, checkpoint_every=2,
-            schedule="linear", timesteps=20, unet_width=4, unet_depth=2, steps=4, lr=1e-3, ema_decay=0.9,
+            schedule="linear", timesteps=20, unet_width=4, unet_depth=2, unet_block="residual", unet_attention=True,
+            patch_size=2, steps=4, lr=1e-3, ema_decay=0.9,
             snapshot_every=2, snapshot_count=6, ddim_steps=5, ddim_eta=1.0, ddim_table_steps=[2, 5], speed_count=2,
             inversion_count=4, drop_label_prob=0.1, guidance_scales=[0.0, 1.0], guidance_scale=1.0,
             latent_channels=4, autoencoder_width=4, autoencoder_beta=1e-3, autoencoder_steps=3,
@@ -130,6 +131,20 @@ def test_seconds_per_step_times_without_touching_the_model():
         fit.seconds_per_step(model, schedule, torch.randn(4, 1, 8, 8), repeats=0)
 
 
+def test_latent_step_times_compare_one_u_net_on_latents_and_on_pixels():
+    cfg = tiny_config()
+    latent_model, space, _ = fit.glyph_latent_diffusion(cfg)
+    twin = fit.latent_unet(cfg, in_channels=1)
+    # the same U-Net: only the first and last convolutions see the number of input channels
+    assert [name for name, _ in twin.named_parameters()] == [name for name, _ in latent_model.named_parameters()]
+    assert twin.patch_size == latent_model.patch_size == 1 and fit.pixel_unet(cfg).patch_size == 2
+    before = [value.clone() for value in latent_model.state_dict().values()]
+    times = fit.latent_step_times(cfg, latent_model, space, torch.rand(8, 1, 28, 28))
+    assert set(times) == {"latent", "pixel", "chapter05_pixel", "speedup"} and min(times.values()) > 0
+    assert times["speedup"] == pytest.approx(times["pixel"] / times["latent"])
+    assert all(torch.equal(a, b) for a, b in zip(before, latent_model.state_dict().values()))
+
+
 def test_unknown_schedule_names_the_choices():
     with pytest.raises(ValueError, match="linear, cosine"):
         fit.glyph_schedule(tiny_config(schedule="sigmoid"))
@@ -144,7 +159,8 @@ def test_diffusion_bench_entries_run_and_report_their_details(name, monkeypatch)
     expected = {"diff.ddpm_glyphs": {"fcd", "fcd_held_out_real", "coverage", "train_s", "sample_s"},
                 "diff.ddim_speed": {"fcd_ratio", "ddpm_s", "ddim_s", "fcd_ddim_eta0", "fcd_ddim_eta1"},
                 "diff.cfg_glyphs": {"label_accuracy_w0", "w=1 label_accuracy", "w=0 fcd"},
-                "diff.latent_glyphs": {"step_speedup", "pixel_step_s", "latent_step_s", "fcd"}}[name]
+                "diff.latent_glyphs": {"step_speedup", "pixel_step_s", "latent_step_s", "chapter05_pixel_step_s",
+                                       "fcd"}}[name]
     assert expected <= set(result.details)
 
 

@@ -29,7 +29,7 @@ from cvcourse.cache import cached, cached_model, tensor_digest
 from cvcourse.config import Config
 from cvcourse.data import shuffled_batches
 from cvcourse.device import pick_device, seed_everything
-from cvcourse.diffusion.forward import diffusion_loss, diffusion_step, to_image_range
+from cvcourse.diffusion.forward import diffusion_loss, diffusion_step, to_diffusion_range, to_image_range
 from cvcourse.diffusion.latent import LatentSpace
 from cvcourse.diffusion.samplers import ddim_sample, ddpm_sample
 from cvcourse.diffusion.schedules import NoiseSchedule
@@ -141,12 +141,29 @@ def _with_history(info: dict[str, Any]) -> dict[str, Any]:
     return {**info, "history": history}
 
 
+def pixel_unet(cfg: Config, num_classes: int | None = None) -> DiffusionUNet:
+    """The pixel-space noise predictor of ``cfg`` (untrained): the U-Net the chapters train on glyphs."""
+    return DiffusionUNet(1, base_width=cfg.unet_width, depth=cfg.unet_depth, num_classes=num_classes,
+                         block=cfg.unet_block, attention=cfg.unet_attention, patch_size=cfg.patch_size)
+
+
+def latent_unet(cfg: Config, in_channels: int | None = None) -> DiffusionUNet:
+    """The latent-space noise predictor of ``cfg`` (untrained): the same kind of U-Net on ``latent_channels``.
+
+    ``in_channels=1`` builds the same network for glyph pixels, the pixel-space twin that
+    :func:`latent_step_times` times it against.
+    """
+    return DiffusionUNet(in_channels or cfg.latent_channels, base_width=cfg.latent_unet_width,
+                         depth=cfg.latent_unet_depth, block=cfg.unet_block, attention=cfg.unet_attention)
+
+
 def diffusion_settings(cfg: Config, *, conditional: bool) -> dict[str, Any]:
     """Everything a trained pixel-space diffusion model depends on: the cache key of :func:`glyph_diffusion`."""
     return dict(version=DIFFUSION_VERSION, conditional=conditional,
                 drop_label_prob=cfg.drop_label_prob if conditional else 0.0, schedule=cfg.schedule,
                 timesteps=cfg.timesteps, image_size=cfg.image_size, train_size=cfg.train_size, width=cfg.unet_width,
-                depth=cfg.unet_depth, batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr, ema_decay=cfg.ema_decay,
+                depth=cfg.unet_depth, block=cfg.unet_block, attention=cfg.unet_attention, patch_size=cfg.patch_size,
+                batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr, ema_decay=cfg.ema_decay,
                 snapshot_every=cfg.snapshot_every, seed=cfg.seed)
 
 
@@ -158,7 +175,7 @@ def glyph_diffusion(cfg: Config, *, conditional: bool = False, rebuild: bool = F
 
     def build() -> DiffusionUNet:
         seed_everything(cfg.seed)
-        return DiffusionUNet(1, base_width=cfg.unet_width, depth=cfg.unet_depth, num_classes=num_classes)
+        return pixel_unet(cfg, num_classes)
 
     def train(model: nn.Module, checkpoint_dir: Path) -> dict[str, Any]:
         images, labels = training_glyphs(cfg)
@@ -228,13 +245,13 @@ def glyph_latent_diffusion(cfg: Config, *, rebuild: bool = False, progress: bool
     space = glyph_latent_space(cfg, autoencoder)
     settings = dict(version=DIFFUSION_VERSION, autoencoder=tensor_digest(*autoencoder.state_dict().values()),
                     schedule=cfg.schedule, timesteps=cfg.timesteps, width=cfg.latent_unet_width,
-                    depth=cfg.latent_unet_depth, batch_size=cfg.batch_size, steps=cfg.latent_steps, lr=cfg.lr,
+                    depth=cfg.latent_unet_depth, block=cfg.unet_block, attention=cfg.unet_attention, batch_size=cfg.batch_size, steps=cfg.latent_steps, lr=cfg.lr,
                     ema_decay=cfg.ema_decay, snapshot_every=cfg.snapshot_every, seed=cfg.seed)
     schedule = glyph_schedule(cfg)
 
     def build() -> DiffusionUNet:
         seed_everything(cfg.seed)
-        return DiffusionUNet(cfg.latent_channels, base_width=cfg.latent_unet_width, depth=cfg.latent_unet_depth)
+        return latent_unet(cfg)
 
     def train(model: nn.Module, checkpoint_dir: Path) -> dict[str, Any]:
         images, labels = training_glyphs(cfg)
@@ -315,3 +332,22 @@ def seconds_per_step(model: DiffusionUNet, schedule: NoiseSchedule, x0: torch.Te
         if index >= warmup:
             times.append(time.perf_counter() - started)
     return sorted(times)[len(times) // 2]
+
+
+def latent_step_times(cfg: Config, latent_model: DiffusionUNet, space: LatentSpace,
+                      images: torch.Tensor) -> dict[str, float]:
+    """Seconds of one training step on the batch ``images`` (in [0, 1]): latent against pixel space.
+
+    ``latent`` is ``latent_model`` with the batch encoded inside the step; ``pixel`` is the same U-Net built for
+    pixels (:func:`latent_unet` with one channel), so the ratio is what the autoencoder saves the denoiser
+    (Rombach et al. 2022, section 3); ``chapter05_pixel`` is chapter 05's smaller pixel U-Net (:func:`pixel_unet`),
+    for reference. ``speedup`` is ``pixel / latent``.
+    """
+    schedule = glyph_schedule(cfg).to(images.device)
+    pixels = to_diffusion_range(images)
+    space.autoencoder.to(images.device)
+    times = {"latent": seconds_per_step(latent_model, schedule, images, encode=space.encode),
+             "pixel": seconds_per_step(latent_unet(cfg, in_channels=1).to(images.device), schedule, pixels),
+             "chapter05_pixel": seconds_per_step(pixel_unet(cfg).to(images.device), schedule, pixels)}
+    space.autoencoder.cpu()
+    return {**times, "speedup": times["pixel"] / times["latent"]}

@@ -7,7 +7,7 @@
 - ``diff.cfg_glyphs``: a class-conditional model under classifier-free guidance: label accuracy at the chosen
   scale w, against w = 0, with the whole sweep in the details;
 - ``diff.latent_glyphs``: diffusion in an autoencoder's latent space: sample precision, and the speed of a
-  training step against pixel space at the same batch size.
+  training step against the same U-Net in pixel space at the same batch size.
 
 Entries that train retrain (``rebuild=True``), so the time is measured, and leave the model in the cache for the
 notebooks; ``diff.ddim_speed`` reuses ``diff.ddpm_glyphs``' model and DDPM samples when they are cached.
@@ -21,17 +21,16 @@ import torch
 
 from cvcourse.bench import Outcome, register
 from cvcourse.config import Config
-from cvcourse.diffusion import ddim_sample, ddpm_sample, to_diffusion_range
+from cvcourse.diffusion import ddim_sample, ddpm_sample
 from cvcourse.diffusion.fit import (
     glyph_diffusion,
     glyph_latent_diffusion,
     glyph_samples,
     glyph_schedule,
-    seconds_per_step,
+    latent_step_times,
 )
 from cvcourse.experiments.generative import SAMPLE_SEED, fcd_table, requested_labels
 from cvcourse.generative.fit import training_glyphs
-from cvcourse.models import DiffusionUNet
 from cvcourse.quality import glyph_quality
 
 
@@ -118,15 +117,10 @@ def latent_glyphs(cfg: Config) -> Outcome:
     samples = space.decode(latents.cpu())
     report = quality.report(samples)
     images, _ = training_glyphs(cfg)
-    batch = images[:cfg.batch_size].to(cfg.device)
-    pixel_model = DiffusionUNet(1, base_width=cfg.unet_width, depth=cfg.unet_depth).to(cfg.device)
-    pixel_s = seconds_per_step(pixel_model, schedule, to_diffusion_range(batch))
-    space.autoencoder.to(cfg.device)
-    latent_s = seconds_per_step(model, schedule, batch, encode=space.encode)
-    space.autoencoder.cpu()
-    speedup = pixel_s / latent_s
-    return Outcome(report["precision"], checks={"step_speedup>=3": speedup >= 3},
+    times = latent_step_times(cfg, model, space, images[:cfg.batch_size].to(cfg.device))
+    return Outcome(report["precision"], checks={"step_speedup>=3": times["speedup"] >= 3},
                    details={"coverage": report["coverage"], **fcd_table(quality, cfg, samples),
-                            "step_speedup": speedup, "pixel_step_s": pixel_s, "latent_step_s": latent_s,
+                            "step_speedup": times["speedup"], "latent_step_s": times["latent"],
+                            "pixel_step_s": times["pixel"], "chapter05_pixel_step_s": times["chapter05_pixel"],
                             "latent_shape": list(space.latent_shape(1)[1:]), "scale_factor": space.scale_factor,
                             "train_s": info["seconds"], "steps": info["steps"]})
