@@ -4,7 +4,7 @@ entries, made tiny."""
 import pytest
 import torch
 
-from cvcourse import bench
+from cvcourse import bench, config
 from cvcourse.config import Config
 from cvcourse.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, to_image_range
 from cvcourse.diffusion import fit
@@ -143,6 +143,15 @@ def test_latent_step_times_compare_one_u_net_on_latents_and_on_pixels():
     assert set(times) == {"latent", "pixel", "chapter05_pixel", "speedup"} and min(times.values()) > 0
     assert times["speedup"] == pytest.approx(times["pixel"] / times["latent"])
     assert all(torch.equal(a, b) for a, b in zip(before, latent_model.state_dict().values()))
+
+
+@pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
+def test_every_profile_builds_its_pixel_and_latent_u_nets(profile):
+    cfg = config.load("05_diffusion", profile)
+    x_t, t = torch.randn(2, 1, cfg.image_size, cfg.image_size), torch.tensor([0, cfg.timesteps - 1])
+    assert fit.pixel_unet(cfg, num_classes=10)(x_t, t, torch.tensor([3, 10])).shape == x_t.shape
+    z_t = torch.randn(2, cfg.latent_channels, cfg.image_size // 4, cfg.image_size // 4)
+    assert fit.latent_unet(cfg)(z_t, t).shape == z_t.shape
 
 
 def test_unknown_schedule_names_the_choices():
