@@ -245,7 +245,8 @@ def glyph_latent_diffusion(cfg: Config, *, rebuild: bool = False, progress: bool
     space = glyph_latent_space(cfg, autoencoder)
     settings = dict(version=DIFFUSION_VERSION, autoencoder=tensor_digest(*autoencoder.state_dict().values()),
                     schedule=cfg.schedule, timesteps=cfg.timesteps, width=cfg.latent_unet_width,
-                    depth=cfg.latent_unet_depth, block=cfg.unet_block, attention=cfg.unet_attention, batch_size=cfg.batch_size, steps=cfg.latent_steps, lr=cfg.lr,
+                    depth=cfg.latent_unet_depth, block=cfg.unet_block, attention=cfg.unet_attention,
+                    batch_size=cfg.batch_size, steps=cfg.latent_steps, lr=cfg.lr,
                     ema_decay=cfg.ema_decay, snapshot_every=cfg.snapshot_every, seed=cfg.seed)
     schedule = glyph_schedule(cfg)
 
