@@ -9,6 +9,7 @@ from cvcourse.diffusion import (
     diffusion_loss,
     diffusion_step,
     drop_labels,
+    min_snr_weights,
     predict_eps,
     predict_x0,
     q_sample,
@@ -71,13 +72,47 @@ def test_diffusion_loss_is_l_simple_of_the_noise():
     assert zero.item() == pytest.approx(1.0, abs=0.05)
 
 
+def test_min_snr_weights_are_min_snr_gamma_over_snr():
+    """Hang et al. 2023: weight 1 where SNR_t <= gamma, gamma / SNR_t where the image is barely noised."""
+    schedule, t = NoiseSchedule.linear(1000), torch.tensor([0, 100, 300, 999])
+    alpha_bar = torch.cumprod(1 - torch.linspace(1e-4, 0.02, 1000, dtype=torch.float64), 0)[t]
+    snr = alpha_bar / (1 - alpha_bar)
+    weights = min_snr_weights(schedule, t, 5.0)
+    torch.testing.assert_close(weights, torch.where(snr > 5, 5 / snr, torch.ones_like(snr)))
+    assert weights[0].item() == pytest.approx(5 / 9999, rel=1e-6)  # alpha_bar_0 = 1 - 1e-4: SNR 9999
+    assert weights[-1].item() == 1.0
+    with pytest.raises(ValueError, match="positive"):
+        min_snr_weights(schedule, t, 0.0)
+    with pytest.raises(ValueError, match=r"\[0, T\)"):
+        min_snr_weights(schedule, torch.tensor([1000]), 5.0)
+
+
+def test_min_snr_loss_weights_each_samples_squared_error():
+    """Replaying the loss's own draws: a model that predicts zeros has per-sample loss mean(eps^2), times w(t)."""
+    schedule, x0 = NoiseSchedule.cosine(100), torch.rand(64, 1, 8, 8) * 2 - 1
+
+    def zero(x_t, t, labels):
+        return torch.zeros_like(x_t)
+
+    generator = torch.Generator().manual_seed(2)
+    t = torch.randint(0, schedule.T, (64,), generator=generator)
+    per_sample = torch.randn(x0.shape, generator=generator).pow(2).flatten(1).mean(1)
+    weighted = diffusion_loss(zero, schedule, x0, min_snr_gamma=5.0, generator=torch.Generator().manual_seed(2))
+    plain = diffusion_loss(zero, schedule, x0, generator=torch.Generator().manual_seed(2))
+    assert plain.item() == pytest.approx(per_sample.mean().item(), rel=1e-6)
+    expected = (min_snr_weights(schedule, t, 5.0).float() * per_sample).mean()
+    assert weighted.item() == pytest.approx(expected.item(), rel=1e-6)
+    assert weighted.item() < plain.item()
+
+
 def test_diffusion_step_trains_with_the_trainer():
     schedule = NoiseSchedule.cosine(20)
     model = DiffusionUNet(1, base_width=4, depth=1, embed_dim=8, num_classes=2)
     images, labels = torch.rand(8, 1, 8, 8), torch.tensor([0, 1] * 4)
     loader = DataLoader(TensorDataset(images, labels), batch_size=4)
     trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=1e-2),
-                      diffusion_step(schedule, conditional=True, drop_label_prob=0.5), device="cpu", progress=False)
+                      diffusion_step(schedule, conditional=True, drop_label_prob=0.5, min_snr_gamma=5.0),
+                      device="cpu", progress=False)
     trainer.fit(loader, steps=4)
     _, losses = trainer.history.series("loss")
     assert len(losses) == 4 and all(0 < loss < 2 for loss in losses)

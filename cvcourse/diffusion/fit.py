@@ -106,8 +106,8 @@ def warmup_cosine(optimizer: torch.optim.Optimizer, steps: int,
 
 def train_diffusion(model: DiffusionUNet, schedule: NoiseSchedule, x: torch.Tensor, labels: torch.Tensor, *,
                     steps: int, batch_size: int, lr: float, ema_decay: float, conditional: bool = False,
-                    drop_label_prob: float = 0.0, pixels: bool = True, seed: int = 0,
-                    device: str | torch.device | None = None, checkpoint_dir: str | Path | None = None,
+                    drop_label_prob: float = 0.0, min_snr_gamma: float | None = None, pixels: bool = True,
+                    seed: int = 0, device: str | torch.device | None = None, checkpoint_dir: str | Path | None = None,
                     checkpoint_every: int = 0, progress: bool = True, callbacks=()) -> Trainer:
     """DDPM training (Algorithm 1) with Adam and an EMA of the weights; returns the Trainer (``trainer.ema``).
 
@@ -116,7 +116,7 @@ def train_diffusion(model: DiffusionUNet, schedule: NoiseSchedule, x: torch.Tens
     budget of a few thousand steps, the decay is what lets the weights settle.
     """
     step = diffusion_step(schedule.to(pick_device(device)), conditional=conditional, drop_label_prob=drop_label_prob,
-                          pixels=pixels)
+                          min_snr_gamma=min_snr_gamma, pixels=pixels)
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     trainer = Trainer(model, optimizer, step, device=device, ema_decay=ema_decay,
                       schedulers=warmup_cosine(optimizer, steps), checkpoint_dir=checkpoint_dir,
@@ -163,8 +163,8 @@ def diffusion_settings(cfg: Config, *, conditional: bool) -> dict[str, Any]:
                 drop_label_prob=cfg.drop_label_prob if conditional else 0.0, schedule=cfg.schedule,
                 timesteps=cfg.timesteps, image_size=cfg.image_size, train_size=cfg.train_size, width=cfg.unet_width,
                 depth=cfg.unet_depth, block=cfg.unet_block, attention=cfg.unet_attention, patch_size=cfg.patch_size,
-                batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr, ema_decay=cfg.ema_decay,
-                snapshot_every=cfg.snapshot_every, seed=cfg.seed)
+                batch_size=cfg.batch_size, steps=cfg.steps, lr=cfg.lr, min_snr_gamma=cfg.min_snr_gamma,
+                ema_decay=cfg.ema_decay, snapshot_every=cfg.snapshot_every, seed=cfg.seed)
 
 
 def glyph_diffusion(cfg: Config, *, conditional: bool = False, rebuild: bool = False,
@@ -185,7 +185,8 @@ def glyph_diffusion(cfg: Config, *, conditional: bool = False, rebuild: bool = F
         started = time.perf_counter()
         trainer = train_diffusion(model, schedule, images, labels, steps=cfg.steps, batch_size=cfg.batch_size,
                                   lr=cfg.lr, ema_decay=cfg.ema_decay, conditional=conditional,
-                                  drop_label_prob=cfg.drop_label_prob if conditional else 0.0, seed=cfg.seed,
+                                  drop_label_prob=cfg.drop_label_prob if conditional else 0.0,
+                                  min_snr_gamma=cfg.min_snr_gamma, seed=cfg.seed,
                                   device=cfg.device, checkpoint_dir=checkpoint_dir,
                                   checkpoint_every=cfg.checkpoint_every, progress=progress,
                                   callbacks=[snapshots.callback()])
@@ -246,8 +247,9 @@ def glyph_latent_diffusion(cfg: Config, *, rebuild: bool = False, progress: bool
     settings = dict(version=DIFFUSION_VERSION, autoencoder=tensor_digest(*autoencoder.state_dict().values()),
                     schedule=cfg.schedule, timesteps=cfg.timesteps, width=cfg.latent_unet_width,
                     depth=cfg.latent_unet_depth, block=cfg.unet_block, attention=cfg.unet_attention,
-                    batch_size=cfg.batch_size, steps=cfg.latent_steps, lr=cfg.lr,
-                    ema_decay=cfg.ema_decay, snapshot_every=cfg.snapshot_every, seed=cfg.seed)
+                    batch_size=cfg.batch_size, steps=cfg.latent_steps, lr=cfg.latent_lr,
+                    min_snr_gamma=cfg.min_snr_gamma, ema_decay=cfg.ema_decay, snapshot_every=cfg.snapshot_every,
+                    seed=cfg.seed)
     schedule = glyph_schedule(cfg)
 
     def build() -> DiffusionUNet:
@@ -261,7 +263,8 @@ def glyph_latent_diffusion(cfg: Config, *, rebuild: bool = False, progress: bool
                               image_size=cfg.image_size, decode=lambda z: space.decode(z.cpu()), clip_x0=False)
         started = time.perf_counter()
         trainer = train_diffusion(model, schedule, latents, labels, steps=cfg.latent_steps,
-                                  batch_size=cfg.batch_size, lr=cfg.lr, ema_decay=cfg.ema_decay, pixels=False,
+                                  batch_size=cfg.batch_size, lr=cfg.latent_lr, ema_decay=cfg.ema_decay,
+                                  min_snr_gamma=cfg.min_snr_gamma, pixels=False,
                                   seed=cfg.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
                                   checkpoint_every=cfg.checkpoint_every, progress=progress,
                                   callbacks=[snapshots.callback()])

@@ -10,7 +10,8 @@ and read backwards, a prediction of the noise gives a prediction of the clean im
 
 The network learns to predict ``eps`` from ``(x_t, t)``. The variational bound reduces, with the right
 reweighting, to a plain regression on the noise, ``L_simple = E_{t, x_0, eps} ||eps - eps_theta(x_t, t)||^2``
-(eq. 14), with ``t`` uniform over the timesteps: the loss of Algorithm 1.
+(eq. 14), with ``t`` uniform over the timesteps: the loss of Algorithm 1. Min-SNR-gamma weighting (Hang et al.
+2023) is an optional reweighting of that regression over timesteps that converges faster.
 
 Random numbers are drawn from an optional ``torch.Generator`` on the generator's own device and then moved,
 so a CPU generator gives the same numbers whether the model runs on the CPU or a GPU.
@@ -22,7 +23,6 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import torch
-import torch.nn.functional as F
 
 from cvcourse.diffusion.guidance import EpsModel, null_label
 from cvcourse.diffusion.schedules import NoiseSchedule
@@ -73,13 +73,28 @@ def drop_labels(labels: torch.Tensor, null: int, p: float, generator: torch.Gene
     return torch.where(dropped, torch.full_like(labels, null), labels)
 
 
+def min_snr_weights(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> torch.Tensor:
+    """``min(SNR_t, gamma) / SNR_t``: the Min-SNR-gamma loss weights of a noise predictor (Hang et al. 2023).
+
+    Since ``eps_hat - eps = sqrt(SNR_t) (x_0 - x0_hat)``, ``L_simple`` weights the clean-image error at ``t`` by
+    ``SNR_t``: the barely noised timesteps outweigh the noisy ones by orders of magnitude. These weights cap that at
+    ``gamma`` (the paper uses 5 and reports 3.4x faster convergence).
+    """
+    if not gamma > 0:
+        raise ValueError(f"min_snr_gamma must be positive, e.g. 5 as in the paper; got {gamma}.")
+    snr = schedule.snr[schedule.check_timesteps(t, len(t)).to(schedule.snr.device)]
+    return snr.clamp(max=gamma) / snr
+
+
 def diffusion_loss(model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor, labels: torch.Tensor | None = None,
-                   *, drop_label_prob: float = 0.0, generator: torch.Generator | None = None) -> torch.Tensor:
+                   *, drop_label_prob: float = 0.0, min_snr_gamma: float | None = None,
+                   generator: torch.Generator | None = None) -> torch.Tensor:
     """``L_simple`` (eq. 14): the MSE between the noise and ``model(x_t, t, labels)`` at uniform random timesteps.
 
     ``x0`` is a batch in the model's data range ([-1, 1] for images). With ``drop_label_prob > 0`` each label
     becomes the null label ``model.num_classes`` with that probability, so the same network also learns the
-    unconditional prediction that classifier-free guidance needs.
+    unconditional prediction that classifier-free guidance needs. With ``min_snr_gamma`` each sample's squared
+    error is weighted by :func:`min_snr_weights`.
     """
     _check_batch(x0, "x0")
     if labels is not None and (labels.ndim != 1 or len(labels) != len(x0)):
@@ -91,7 +106,10 @@ def diffusion_loss(model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor, l
     device = generator.device if generator is not None else x0.device
     t = torch.randint(0, schedule.T, (len(x0),), generator=generator, device=device).to(x0.device)
     eps = gaussian(x0.shape, generator, x0)
-    return F.mse_loss(model(q_sample(schedule, x0, t, eps), t, labels), eps)
+    squared_error = (model(q_sample(schedule, x0, t, eps), t, labels).float() - eps.float()).pow(2).flatten(1).mean(1)
+    if min_snr_gamma is not None:
+        squared_error = squared_error * min_snr_weights(schedule, t, min_snr_gamma).to(squared_error)
+    return squared_error.mean()
 
 
 def to_diffusion_range(images: torch.Tensor) -> torch.Tensor:
@@ -105,13 +123,13 @@ def to_image_range(x: torch.Tensor) -> torch.Tensor:
 
 
 def diffusion_step(schedule: NoiseSchedule, *, conditional: bool = False, drop_label_prob: float = 0.0,
-                   pixels: bool = True) -> Callable:
+                   min_snr_gamma: float | None = None, pixels: bool = True) -> Callable:
     """The Trainer step of DDPM training (Algorithm 1) on ``(x, labels)`` batches.
 
     With ``pixels`` the batch holds images in [0, 1], mapped to [-1, 1] first; otherwise it holds data already in
     the model's range (the scaled latents of latent diffusion). :func:`diffusion_loss` is returned for the loop to
-    optimise; the labels condition the model (with ``drop_label_prob`` for classifier-free guidance) when
-    ``conditional`` is set.
+    optimise (weighted by ``min_snr_gamma`` if given); the labels condition the model (with ``drop_label_prob`` for
+    classifier-free guidance) when ``conditional`` is set.
     """
     if drop_label_prob and not conditional:
         raise ValueError("drop_label_prob > 0 drops labels, which needs conditional=True.")
@@ -120,7 +138,8 @@ def diffusion_step(schedule: NoiseSchedule, *, conditional: bool = False, drop_l
         x, labels = batch
         with ctx.autocast():
             return diffusion_loss(ctx.model, schedule, to_diffusion_range(x) if pixels else x,
-                                  labels if conditional else None, drop_label_prob=drop_label_prob)
+                                  labels if conditional else None, drop_label_prob=drop_label_prob,
+                                  min_snr_gamma=min_snr_gamma)
 
     return step
 
