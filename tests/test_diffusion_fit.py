@@ -12,11 +12,11 @@ from cvcourse.models import DiffusionUNet, KLAutoencoder
 
 TINY = dict(image_size=28, train_size=64, sample_count=12, batch_size=16, seed=0, checkpoint_every=2,
             schedule="linear", timesteps=20, unet_width=4, unet_depth=2, unet_block="residual", unet_attention=True,
-            patch_size=2, steps=4, lr=1e-3, ema_decay=0.9,
+            patch_size=2, steps=4, lr=1e-3, min_snr_gamma=5.0, ema_decay=0.9,
             snapshot_every=2, snapshot_count=6, ddim_steps=5, ddim_eta=1.0, ddim_table_steps=[2, 5], speed_count=2,
             inversion_count=4, drop_label_prob=0.1, guidance_scales=[0.0, 1.0], guidance_scale=1.0,
             latent_channels=4, autoencoder_width=4, autoencoder_beta=1e-3, autoencoder_steps=3,
-            autoencoder_lr=1e-3, latent_unet_width=8, latent_unet_depth=1, latent_steps=4,
+            autoencoder_lr=1e-3, latent_unet_width=8, latent_unet_depth=1, latent_steps=4, latent_lr=1e-3,
             target_precision=0.0, target_coverage=0.0, target_fcd_ratio=None, target_label_accuracy=None,
             target_autoencoder_psnr=0.0, target_latent_precision=0.0, target_speedup=0.0)
 
@@ -43,7 +43,9 @@ def test_glyph_diffusion_trains_once_keeps_the_ema_weights_and_snapshots(capsys)
     assert "building" not in capsys.readouterr().out and same_weights(model, again)
     assert torch.equal(again_info["galleries"], info["galleries"])
     raw, _ = fit.glyph_diffusion(tiny_config(ema_decay=0.5))  # another setting is another model
-    assert not same_weights(model, raw)
+    assert not same_weights(model, raw) and "building glyph-ddpm" in capsys.readouterr().out
+    unweighted, _ = fit.glyph_diffusion(tiny_config(min_snr_gamma=None))  # plain L_simple
+    assert "building glyph-ddpm" in capsys.readouterr().out and not same_weights(model, unweighted)
 
 
 def test_the_cached_weights_are_the_ema_of_the_training_weights(monkeypatch):
@@ -95,6 +97,10 @@ def test_latent_diffusion_trains_on_scaled_latents_of_a_cached_autoencoder(capsy
     images = again_space.decode(ddim_sample(again, fit.glyph_schedule(tiny_config()), again_space.latent_shape(2),
                                             steps=3, clip_x0=False))
     assert images.shape == (2, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
+    faster, _, _ = fit.glyph_latent_diffusion(tiny_config(latent_lr=1e-2))  # only the second stage retrains
+    out = capsys.readouterr().out
+    assert "building glyph-latent-ddpm" in out and "building glyph-autoencoder" not in out
+    assert not same_weights(model, faster)
 
 
 def test_glyph_samples_are_cached_per_model_and_sampler_setting(capsys):
