@@ -22,7 +22,6 @@ from torch import nn
 
 NORMS = ("batch", "group", "instance", "none")
 UPSAMPLING = ("transpose", "bilinear")
-BLOCKS = ("conv", "residual")
 
 
 def norm_layer(kind: str, channels: int) -> nn.Module:
@@ -118,7 +117,7 @@ def block_class(kind: str) -> type[nn.Module]:
     """The block a U-Net is built from, by name: ``"conv"`` (the paper's) or ``"residual"`` (DDPM's)."""
     blocks = {"conv": ConvBlock, "residual": ResidualBlock}
     if kind not in blocks:
-        raise ValueError(f"Unknown block {kind!r}; choose one of {', '.join(BLOCKS)}.")
+        raise ValueError(f"Unknown block {kind!r}; choose one of {', '.join(blocks)}.")
     return blocks[kind]
 
 
