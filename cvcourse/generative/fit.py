@@ -20,6 +20,7 @@ from cvcourse.config import Config
 from cvcourse.data import glyph_tensors, shuffled_batches
 from cvcourse.device import seed_everything
 from cvcourse.generative.gan import gan_step
+from cvcourse.generative.latent_prior import GaussianMixturePrior
 from cvcourse.generative.vae import vae_step
 from cvcourse.models.gan import Discriminator, Generator
 from cvcourse.models.vae import VAE
@@ -139,3 +140,15 @@ def glyph_vae(cfg: Config, *, reduction: str = "sum", rebuild: bool = False,
         return _info(trainer, time.perf_counter() - started)
 
     return _with_history(cached_model(f"glyph-vae-{reduction}", settings, build, train, rebuild=rebuild))
+
+
+def glyph_vae_prior(cfg: Config, vae: VAE) -> GaussianMixturePrior:
+    """A Gaussian mixture of ``cfg.vae_prior_components`` fitted to the VAE's codes (posterior means) of the training glyphs.
+
+    Sampling the VAE from it instead of N(0, I) avoids the prior's holes (see :mod:`cvcourse.generative.latent_prior`).
+    """
+    images, _ = training_glyphs(cfg)
+    device = next(vae.parameters()).device
+    with torch.no_grad():
+        codes = torch.cat([vae.encode(chunk.to(device))[0].cpu() for chunk in images.split(1000)])
+    return GaussianMixturePrior.fit(codes, cfg.vae_prior_components, seed=cfg.seed)

@@ -83,7 +83,14 @@ class VAE(GaussianAutoencoder):
         return self.decoder(z)
 
     @torch.no_grad()
-    def sample(self, count: int, *, generator: torch.Generator | None = None) -> torch.Tensor:
-        """``count`` images decoded from the prior N(0, I), on the CPU."""
-        z = torch.randn(count, self.latent_dim, generator=generator)
+    def sample(self, count: int, *, generator: torch.Generator | None = None, prior=None) -> torch.Tensor:
+        """``count`` images decoded from the prior N(0, I), on the CPU.
+
+        ``prior``: anything with ``sample(count, generator=)`` returning (count, latent_dim) codes to decode instead,
+        e.g. a :class:`~cvcourse.generative.latent_prior.GaussianMixturePrior` fitted to the training codes.
+        """
+        if prior is None:
+            z = torch.randn(count, self.latent_dim, generator=generator)
+        else:
+            z = prior.sample(count, generator=generator)
         return self.decode(z.to(next(self.parameters()).device)).cpu()
