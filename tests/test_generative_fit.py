@@ -11,8 +11,9 @@ from cvcourse.models import VAE, Generator
 
 TINY = dict(image_size=28, train_size=64, sample_count=40, batch_size=16, seed=0, checkpoint_every=2, latent_dim=8,
             gan_width=4, gan_steps=3, gan_lr=2e-4, failure_steps=2, vae_latent_dim=4, vae_width=4,
-            vae_steps=3, vae_lr=1e-3, beta=1.0, target_precision=0.0, target_coverage=0.0,
-            target_label_accuracy=0.0, target_psnr=0.0, target_vae_precision=0.0)
+            vae_steps=3, vae_lr=1e-3, beta=1.0, vae_prior_components=3, target_precision=0.0, target_coverage=0.0,
+            target_label_accuracy=0.0, target_psnr=0.0, target_vae_precision=0.0,
+            target_mixture_precision=0.0)
 
 
 pytestmark = pytest.mark.usefixtures("tiny_world")
@@ -45,6 +46,15 @@ def test_conditional_gan_and_vae_from_the_cache():
     assert not torch.equal(model.decoder[0].weight, mean_model.decoder[0].weight)
 
 
+def test_vae_prior_is_a_mixture_fitted_to_the_training_codes():
+    model, _ = fit.glyph_vae(tiny_config())
+    prior = fit.glyph_vae_prior(tiny_config(), model)
+    assert prior.weights.shape == (3,) and prior.means.shape == (3, 4)
+    with torch.no_grad():
+        codes = model.encode(fit.training_glyphs(tiny_config())[0])[0]
+    torch.testing.assert_close(prior.weights @ prior.means, codes.mean(0), atol=1e-4, rtol=0)  # EM keeps the mean
+
+
 def test_an_interrupted_training_is_not_cached(monkeypatch):
     original = fit.Trainer.fit
 
@@ -69,3 +79,5 @@ def test_generative_bench_entries_run_and_report_their_reference_points(name, mo
     details = result.details
     assert {"fcd", "fcd_held_out_real", "fcd_blurred_real", "fcd_noised_real", "train_s", "steps"} <= set(details)
     assert details["steps"] == 3 and details["fcd"] >= 0
+    if name == "gen.vae_glyphs":
+        assert 0 <= details["mixture_sample_precision"] <= 1 and details["mixture_fcd"] >= 0
