@@ -48,10 +48,11 @@ def test_conditional_gan_and_vae_from_the_cache():
 
 def test_vae_prior_is_a_mixture_fitted_to_the_training_codes():
     model, _ = fit.glyph_vae(tiny_config())
-    prior = fit.glyph_vae_prior(tiny_config(), model)
-    assert prior.weights.shape == (3,) and prior.means.shape == (3, 4)
+    codes = fit.glyph_vae_codes(tiny_config(), model)
     with torch.no_grad():
-        codes = model.encode(fit.training_glyphs(tiny_config())[0])[0]
+        torch.testing.assert_close(codes, model.encode(fit.training_glyphs(tiny_config())[0])[0])
+    prior = fit.glyph_vae_prior(tiny_config(), codes)
+    assert prior.weights.shape == (3,) and prior.means.shape == (3, 4)
     torch.testing.assert_close(prior.weights @ prior.means, codes.mean(0), atol=1e-4, rtol=0)  # EM keeps the mean
 
 

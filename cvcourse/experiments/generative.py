@@ -15,7 +15,7 @@ import torch
 
 from cvcourse.bench import Outcome, register
 from cvcourse.config import Config
-from cvcourse.generative.fit import glyph_gan, glyph_vae, glyph_vae_prior, held_out_glyphs
+from cvcourse.generative.fit import glyph_gan, glyph_vae, glyph_vae_codes, glyph_vae_prior, held_out_glyphs
 from cvcourse.quality import ImageQuality, glyph_quality, psnr
 
 SAMPLE_SEED = 1234
@@ -69,7 +69,7 @@ def vae_glyphs(cfg: Config) -> Outcome:
     samples = model.sample(cfg.sample_count, generator=torch.Generator().manual_seed(SAMPLE_SEED))
     report = quality.report(samples)
     mixture_samples = model.sample(cfg.sample_count, generator=torch.Generator().manual_seed(SAMPLE_SEED),
-                                   prior=glyph_vae_prior(cfg, model))
+                                   prior=glyph_vae_prior(cfg, glyph_vae_codes(cfg, model)))
     mixture_report = quality.report(mixture_samples)
     return Outcome(psnr(reconstruction, held_out).mean().item(),
                    checks={"sample_precision>=0.70": report["precision"] >= 0.70,

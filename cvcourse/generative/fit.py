@@ -142,13 +142,17 @@ def glyph_vae(cfg: Config, *, reduction: str = "sum", rebuild: bool = False,
     return _with_history(cached_model(f"glyph-vae-{reduction}", settings, build, train, rebuild=rebuild))
 
 
-def glyph_vae_prior(cfg: Config, vae: VAE) -> GaussianMixturePrior:
-    """A Gaussian mixture of ``cfg.vae_prior_components`` fitted to the VAE's codes (posterior means) of the training glyphs.
-
-    Sampling the VAE from it instead of N(0, I) avoids the prior's holes (see :mod:`cvcourse.generative.latent_prior`).
-    """
+def glyph_vae_codes(cfg: Config, vae: VAE) -> torch.Tensor:
+    """The VAE's codes (posterior means) of the training glyphs: (N, latent_dim), on the CPU."""
     images, _ = training_glyphs(cfg)
     device = next(vae.parameters()).device
     with torch.no_grad():
-        codes = torch.cat([vae.encode(chunk.to(device))[0].cpu() for chunk in images.split(1000)])
+        return torch.cat([vae.encode(chunk.to(device))[0].cpu() for chunk in images.split(1000)])
+
+
+def glyph_vae_prior(cfg: Config, codes: torch.Tensor) -> GaussianMixturePrior:
+    """A Gaussian mixture of ``cfg.vae_prior_components`` fitted to ``codes`` (from :func:`glyph_vae_codes`).
+
+    Sampling the VAE from it instead of N(0, I) avoids the prior's holes (see :mod:`cvcourse.generative.latent_prior`).
+    """
     return GaussianMixturePrior.fit(codes, cfg.vae_prior_components, seed=cfg.seed)
