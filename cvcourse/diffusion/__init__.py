@@ -1,11 +1,12 @@
 """Diffusion models: noise schedules, the forward process and its loss, DDPM and DDIM sampling, DDIM inversion and
-partial diffusion, classifier-free guidance and latent diffusion (chapters 05 and 06).
+partial diffusion, classifier-free guidance, autoguidance and latent diffusion (chapters 05 and 06).
 
 The schedule is an object of its own, separate from the network (as diffusers' schedulers are): every
 function takes a ``NoiseSchedule`` and a noise predictor ``model(x_t, t, labels) -> eps``, such as
 :class:`cvcourse.models.DiffusionUNet`. Timesteps are indices in [0, T); data are in [-1, 1].
 """
 
+from cvcourse.diffusion.autoguidance import AutoGuided
 from cvcourse.diffusion.forward import (
     diffusion_loss,
     diffusion_step,
@@ -35,6 +36,7 @@ from cvcourse.diffusion.samplers import (
 from cvcourse.diffusion.schedules import NoiseSchedule, cosine_betas, linear_betas
 
 __all__ = [
+    "AutoGuided",
     "LatentSpace",
     "NoiseSchedule",
     "cosine_betas",
