@@ -17,7 +17,8 @@ TINY = dict(image_size=28, train_size=64, sample_count=12, batch_size=16, seed=0
             inversion_count=4, drop_label_prob=0.1, guidance_scales=[0.0, 1.0], guidance_scale=1.0,
             latent_channels=4, autoencoder_width=4, autoencoder_beta=1e-3, autoencoder_steps=3,
             autoencoder_lr=1e-3, latent_unet_width=8, latent_unet_depth=1, latent_steps=4, latent_lr=1e-3,
-            target_precision=0.0, target_coverage=0.0, target_fcd_ratio=None, target_label_accuracy=None,
+            guide_unet_width=2, guide_steps=2, guide_ema_decay=0.5, autoguidance_scales=[0.0, 1.0],
+            autoguidance_scale=1.0, target_precision=0.0, target_autoguided_precision=0.0, target_coverage=0.0, target_fcd_ratio=None, target_label_accuracy=None,
             target_autoencoder_psnr=0.0, target_latent_precision=0.0, target_speedup=0.0)
 
 
@@ -46,6 +47,24 @@ def test_glyph_diffusion_trains_once_keeps_the_ema_weights_and_snapshots(capsys)
     assert not same_weights(model, raw) and "building glyph-ddpm" in capsys.readouterr().out
     unweighted, _ = fit.glyph_diffusion(tiny_config(min_snr_gamma=None))  # plain L_simple
     assert "building glyph-ddpm" in capsys.readouterr().out and not same_weights(model, unweighted)
+
+
+def test_the_guide_is_a_narrower_shorter_trained_version_of_the_model(capsys):
+    cfg = tiny_config()
+    model, _ = fit.glyph_diffusion(cfg)
+    capsys.readouterr()
+    guide, info = fit.glyph_guide(cfg)
+    assert "building glyph-guide-ddpm" in capsys.readouterr().out and not guide.training
+    assert info["steps"] == cfg.guide_steps == 2 and info["snapshot_steps"] == [2]
+    assert [name for name, _ in guide.named_parameters()] == [name for name, _ in model.named_parameters()]
+    assert guide.num_parameters < model.num_parameters and guide.patch_size == model.patch_size
+    assert guide.unet.head.in_channels == cfg.guide_unet_width < model.unet.head.in_channels == cfg.unet_width
+    again, _ = fit.glyph_guide(cfg)
+    assert "building" not in capsys.readouterr().out and same_weights(guide, again)
+    fit.glyph_guide(tiny_config(guide_steps=4))  # another guide setting is another guide; the model stays cached
+    assert "building glyph-guide-ddpm" in capsys.readouterr().out
+    fit.glyph_diffusion(tiny_config(guide_steps=4))
+    assert "building" not in capsys.readouterr().out
 
 
 def test_the_cached_weights_are_the_ema_of_the_training_weights(monkeypatch):
@@ -165,7 +184,8 @@ def test_unknown_schedule_names_the_choices():
         fit.glyph_schedule(tiny_config(schedule="sigmoid"))
 
 
-@pytest.mark.parametrize("name", ["diff.ddpm_glyphs", "diff.ddim_speed", "diff.cfg_glyphs", "diff.latent_glyphs"])
+@pytest.mark.parametrize("name", ["diff.ddpm_glyphs", "diff.ddim_speed", "diff.cfg_glyphs", "diff.autoguided_glyphs",
+                                  "diff.latent_glyphs"])
 def test_diffusion_bench_entries_run_and_report_their_details(name, monkeypatch):
     monkeypatch.setattr(bench.config, "SETTINGS", {**bench.config.SETTINGS, "05_diffusion": {"smoke": TINY},
                                                    "06_guided_latent_diffusion": {"smoke": TINY}})
@@ -174,6 +194,8 @@ def test_diffusion_bench_entries_run_and_report_their_details(name, monkeypatch)
     expected = {"diff.ddpm_glyphs": {"fcd", "fcd_held_out_real", "coverage", "train_s", "sample_s"},
                 "diff.ddim_speed": {"fcd_ratio", "ddpm_s", "ddim_s", "fcd_ddim_eta0", "fcd_ddim_eta1"},
                 "diff.cfg_glyphs": {"label_accuracy_w0", "w=1 label_accuracy", "w=0 fcd"},
+                "diff.autoguided_glyphs": {"precision_alone", "fcd", "fcd_alone", "train_s", "guide_train_s",
+                                           "w=0 precision", "w=1 fcd"},
                 "diff.latent_glyphs": {"step_speedup", "pixel_step_s", "latent_step_s", "chapter05_pixel_step_s",
                                        "fcd"}}[name]
     assert expected <= set(result.details)

@@ -2,6 +2,7 @@
 
 - ``glyph_diffusion(cfg)``: a DDPM noise predictor (``conditional=True``: class-conditional, trained with the
   label dropped for classifier-free guidance);
+- ``glyph_guide(cfg)``: a smaller, shorter-trained version of it, autoguidance's guide;
 - ``glyph_autoencoder(cfg)`` and ``glyph_latent_diffusion(cfg)``: latent diffusion's two stages.
 
 Each returns the model from the cache when one with exactly the same settings was trained before on this
@@ -141,9 +142,12 @@ def _with_history(info: dict[str, Any]) -> dict[str, Any]:
     return {**info, "history": history}
 
 
-def pixel_unet(cfg: Config, num_classes: int | None = None) -> DiffusionUNet:
-    """The pixel-space noise predictor of ``cfg`` (untrained): the U-Net the chapters train on glyphs."""
-    return DiffusionUNet(1, base_width=cfg.unet_width, depth=cfg.unet_depth, num_classes=num_classes,
+def pixel_unet(cfg: Config, num_classes: int | None = None, *, width: int | None = None) -> DiffusionUNet:
+    """The pixel-space noise predictor of ``cfg`` (untrained): the U-Net the chapters train on glyphs.
+
+    ``width`` overrides ``unet_width``: autoguidance's guide is the same U-Net, narrower.
+    """
+    return DiffusionUNet(1, base_width=width or cfg.unet_width, depth=cfg.unet_depth, num_classes=num_classes,
                          block=cfg.unet_block, attention=cfg.unet_attention, patch_size=cfg.patch_size)
 
 
@@ -170,12 +174,35 @@ def diffusion_settings(cfg: Config, *, conditional: bool) -> dict[str, Any]:
 def glyph_diffusion(cfg: Config, *, conditional: bool = False, rebuild: bool = False,
                     progress: bool = False) -> tuple[DiffusionUNet, dict[str, Any]]:
     """A DDPM noise predictor (EMA weights) trained on glyphs with ``cfg``'s settings, cached; and its info."""
-    schedule = glyph_schedule(cfg)
     num_classes = 10 if conditional else None
+    name, settings = f"glyph-{'cfg-' if conditional else ''}ddpm", diffusion_settings(cfg, conditional=conditional)
+    return _glyph_ddpm(cfg, name, settings, lambda: pixel_unet(cfg, num_classes), steps=cfg.steps,
+                       ema_decay=cfg.ema_decay, conditional=conditional, rebuild=rebuild, progress=progress)
+
+
+def glyph_guide(cfg: Config, *, rebuild: bool = False, progress: bool = False) -> tuple[DiffusionUNet, dict[str, Any]]:
+    """Autoguidance's guide for ``glyph_diffusion(cfg)``: a bad version of it, cached; and its info.
+
+    The same U-Net and recipe, narrower (``guide_unet_width``) and trained for fewer steps (``guide_steps``, EMA
+    decay ``guide_ema_decay``): Karras et al. 2024 degrade the guide in both ways, so that its errors are the good
+    model's, only larger.
+    """
+    settings = {**diffusion_settings(cfg, conditional=False), "width": cfg.guide_unet_width,
+                "steps": cfg.guide_steps, "ema_decay": cfg.guide_ema_decay}
+    return _glyph_ddpm(cfg, "glyph-guide-ddpm", settings, lambda: pixel_unet(cfg, width=cfg.guide_unet_width),
+                       steps=cfg.guide_steps, ema_decay=cfg.guide_ema_decay, conditional=False, rebuild=rebuild,
+                       progress=progress)
+
+
+def _glyph_ddpm(cfg: Config, name: str, settings: dict[str, Any], make: Callable[[], DiffusionUNet], *, steps: int,
+                ema_decay: float, conditional: bool, rebuild: bool, progress: bool
+                ) -> tuple[DiffusionUNet, dict[str, Any]]:
+    """Train (or load from the cache) the pixel-space DDPM ``make()`` on glyphs for ``steps``; keep its EMA."""
+    schedule = glyph_schedule(cfg)
 
     def build() -> DiffusionUNet:
         seed_everything(cfg.seed)
-        return pixel_unet(cfg, num_classes)
+        return make()
 
     def train(model: nn.Module, checkpoint_dir: Path) -> dict[str, Any]:
         images, labels = training_glyphs(cfg)
@@ -183,19 +210,18 @@ def glyph_diffusion(cfg: Config, *, conditional: bool = False, rebuild: bool = F
         snapshots = Snapshots(cfg.snapshot_every, schedule, (cfg.snapshot_count, 1, cfg.image_size, cfg.image_size),
                               image_size=cfg.image_size, labels=snapshot_labels)
         started = time.perf_counter()
-        trainer = train_diffusion(model, schedule, images, labels, steps=cfg.steps, batch_size=cfg.batch_size,
-                                  lr=cfg.lr, ema_decay=cfg.ema_decay, conditional=conditional,
+        trainer = train_diffusion(model, schedule, images, labels, steps=steps, batch_size=cfg.batch_size,
+                                  lr=cfg.lr, ema_decay=ema_decay, conditional=conditional,
                                   drop_label_prob=cfg.drop_label_prob if conditional else 0.0,
                                   min_snr_gamma=cfg.min_snr_gamma, seed=cfg.seed,
                                   device=cfg.device, checkpoint_dir=checkpoint_dir,
                                   checkpoint_every=cfg.checkpoint_every, progress=progress,
                                   callbacks=[snapshots.callback()])
-        require_finished(trainer, cfg.steps)
+        require_finished(trainer, steps)
         _keep_ema(model, trainer)
         return _info(trainer, time.perf_counter() - started, snapshots)
 
-    name = f"glyph-{'cfg-' if conditional else ''}ddpm"
-    model, info = cached_model(name, diffusion_settings(cfg, conditional=conditional), build, train, rebuild=rebuild)
+    model, info = cached_model(name, settings, build, train, rebuild=rebuild)
     return model, _with_history(info)
 
 

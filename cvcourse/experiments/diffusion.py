@@ -6,11 +6,15 @@
   profile's eta (``ddim_eta``), with the deterministic eta = 0 measured beside it;
 - ``diff.cfg_glyphs``: a class-conditional model under classifier-free guidance: label accuracy at the chosen
   scale w, against w = 0, with the whole sweep in the details;
+- ``diff.autoguided_glyphs``: ``diff.ddpm_glyphs``' model guided by a smaller, shorter-trained version of itself
+  (autoguidance), sampled with 50-step DDIM as chapter 06 does: precision at the chosen w against the model alone
+  (w = 0), the whole sweep in the details;
 - ``diff.latent_glyphs``: diffusion in an autoencoder's latent space: sample precision, and the speed of a
   training step against the same U-Net in pixel space at the same batch size.
 
 Entries that train retrain (``rebuild=True``), so the time is measured, and leave the model in the cache for the
-notebooks; ``diff.ddim_speed`` reuses ``diff.ddpm_glyphs``' model and DDPM samples when they are cached.
+notebooks; ``diff.ddim_speed`` reuses ``diff.ddpm_glyphs``' model and DDPM samples when they are cached, and
+``diff.autoguided_glyphs`` its model (it retrains only the guide).
 """
 
 from __future__ import annotations
@@ -21,9 +25,10 @@ import torch
 
 from cvcourse.bench import Outcome, register
 from cvcourse.config import Config
-from cvcourse.diffusion import ddim_sample, ddpm_sample
+from cvcourse.diffusion import AutoGuided, ddim_sample, ddpm_sample
 from cvcourse.diffusion.fit import (
     glyph_diffusion,
+    glyph_guide,
     glyph_latent_diffusion,
     glyph_samples,
     glyph_schedule,
@@ -104,6 +109,33 @@ def cfg_glyphs(cfg: Config) -> Outcome:
         details.update({f"w={w:g} {name}": report[name] for name in ("label_accuracy", "precision", "coverage", "fcd")})
     return Outcome(chosen["label_accuracy"],
                    checks={"above_w0": chosen["label_accuracy"] > unguided["label_accuracy"]}, details=details)
+
+
+@register("diff.autoguided_glyphs", metric="autoguided DDPM sample precision (50-step DDIM, eta as set)",
+          target=">= 0.90", settings="06_guided_latent_diffusion")
+def autoguided_glyphs(cfg: Config) -> Outcome:
+    quality = glyph_quality(cfg.image_size, device=cfg.device)
+    model, info = glyph_diffusion(cfg)
+    guide, guide_info = glyph_guide(cfg, rebuild=True)
+    model, guide, schedule = model.to(cfg.device), guide.to(cfg.device), glyph_schedule(cfg)
+    sweep = {}
+    for w in sorted({0.0, *cfg.autoguidance_scales, cfg.autoguidance_scale}):
+        samples, _ = glyph_samples(AutoGuided(model, guide, w) if w else model, schedule,
+                                   image_shape(cfg, cfg.sample_count), sampler="ddim", steps=cfg.ddim_steps,
+                                   eta=cfg.ddim_eta, seed=SAMPLE_SEED, rebuild=True)
+        sweep[w] = quality.report(samples)
+    chosen, alone = sweep[cfg.autoguidance_scale], sweep[0.0]
+    train_s = info["seconds"] + guide_info["seconds"]  # the model and its guide
+    details = {"w": cfg.autoguidance_scale, "precision_alone": alone["precision"], "coverage": chosen["coverage"],
+               "fcd": chosen["fcd"], "fcd_alone": alone["fcd"], "train_s": train_s,
+               "guide_train_s": guide_info["seconds"], "guide_steps": guide_info["steps"],
+               "guide_width": cfg.guide_unet_width, "eta": cfg.ddim_eta}
+    for w, report in sweep.items():
+        details.update({f"w={w:g} {name}": report[name] for name in ("precision", "coverage", "fcd")})
+    return Outcome(chosen["precision"],
+                   checks={"coverage>=0.90": chosen["coverage"] >= 0.90,
+                           "fcd_below_alone": chosen["fcd"] < alone["fcd"], "train_s<=900": train_s <= 900},
+                   details=details)
 
 
 @register("diff.latent_glyphs", metric="latent diffusion sample precision", target=">= 0.80",
