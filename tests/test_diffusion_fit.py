@@ -171,10 +171,12 @@ def test_latent_step_times_compare_one_u_net_on_latents_and_on_pixels():
 
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
-def test_every_profile_builds_its_pixel_and_latent_u_nets(profile):
+def test_every_profile_builds_its_pixel_guide_and_latent_u_nets(profile):
     cfg = config.load("05_diffusion", profile)
     x_t, t = torch.randn(2, 1, cfg.image_size, cfg.image_size), torch.tensor([0, cfg.timesteps - 1])
     assert fit.pixel_unet(cfg, num_classes=10)(x_t, t, torch.tensor([3, 10])).shape == x_t.shape
+    guide = fit.pixel_unet(cfg, width=cfg.guide_unet_width)  # autoguidance's guide: the same U-Net, narrower
+    assert guide(x_t, t).shape == x_t.shape and guide.num_parameters < fit.pixel_unet(cfg).num_parameters
     z_t = torch.randn(2, cfg.latent_channels, cfg.image_size // 4, cfg.image_size // 4)
     assert fit.latent_unet(cfg)(z_t, t).shape == z_t.shape
 
