@@ -176,8 +176,7 @@ def glyph_diffusion(cfg: Config, *, conditional: bool = False, rebuild: bool = F
     """A DDPM noise predictor (EMA weights) trained on glyphs with ``cfg``'s settings, cached; and its info."""
     num_classes = 10 if conditional else None
     name, settings = f"glyph-{'cfg-' if conditional else ''}ddpm", diffusion_settings(cfg, conditional=conditional)
-    return _glyph_ddpm(cfg, name, settings, lambda: pixel_unet(cfg, num_classes), steps=cfg.steps,
-                       ema_decay=cfg.ema_decay, conditional=conditional, rebuild=rebuild, progress=progress)
+    return _glyph_ddpm(cfg, name, settings, lambda: pixel_unet(cfg, num_classes), rebuild=rebuild, progress=progress)
 
 
 def glyph_guide(cfg: Config, *, rebuild: bool = False, progress: bool = False) -> tuple[DiffusionUNet, dict[str, Any]]:
@@ -190,15 +189,18 @@ def glyph_guide(cfg: Config, *, rebuild: bool = False, progress: bool = False) -
     settings = {**diffusion_settings(cfg, conditional=False), "width": cfg.guide_unet_width,
                 "steps": cfg.guide_steps, "ema_decay": cfg.guide_ema_decay}
     return _glyph_ddpm(cfg, "glyph-guide-ddpm", settings, lambda: pixel_unet(cfg, width=cfg.guide_unet_width),
-                       steps=cfg.guide_steps, ema_decay=cfg.guide_ema_decay, conditional=False, rebuild=rebuild,
-                       progress=progress)
+                       rebuild=rebuild, progress=progress)
 
 
-def _glyph_ddpm(cfg: Config, name: str, settings: dict[str, Any], make: Callable[[], DiffusionUNet], *, steps: int,
-                ema_decay: float, conditional: bool, rebuild: bool, progress: bool
-                ) -> tuple[DiffusionUNet, dict[str, Any]]:
-    """Train (or load from the cache) the pixel-space DDPM ``make()`` on glyphs for ``steps``; keep its EMA."""
+def _glyph_ddpm(cfg: Config, name: str, settings: dict[str, Any], make: Callable[[], DiffusionUNet], *,
+                rebuild: bool, progress: bool) -> tuple[DiffusionUNet, dict[str, Any]]:
+    """Train (or load from the cache) the pixel-space DDPM ``make()`` on glyphs; keep its EMA.
+
+    ``settings`` (from :func:`diffusion_settings`) is the cache key, and its ``steps``, ``ema_decay``,
+    ``conditional`` and ``drop_label_prob`` are what the model is trained with.
+    """
     schedule = glyph_schedule(cfg)
+    steps, ema_decay, conditional = settings["steps"], settings["ema_decay"], settings["conditional"]
 
     def build() -> DiffusionUNet:
         seed_everything(cfg.seed)
@@ -212,9 +214,8 @@ def _glyph_ddpm(cfg: Config, name: str, settings: dict[str, Any], make: Callable
         started = time.perf_counter()
         trainer = train_diffusion(model, schedule, images, labels, steps=steps, batch_size=cfg.batch_size,
                                   lr=cfg.lr, ema_decay=ema_decay, conditional=conditional,
-                                  drop_label_prob=cfg.drop_label_prob if conditional else 0.0,
-                                  min_snr_gamma=cfg.min_snr_gamma, seed=cfg.seed,
-                                  device=cfg.device, checkpoint_dir=checkpoint_dir,
+                                  drop_label_prob=settings["drop_label_prob"], min_snr_gamma=cfg.min_snr_gamma,
+                                  seed=cfg.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
                                   checkpoint_every=cfg.checkpoint_every, progress=progress,
                                   callbacks=[snapshots.callback()])
         require_finished(trainer, steps)

@@ -16,7 +16,8 @@ import torch
 def _check_codes(codes: torch.Tensor) -> None:
     if not isinstance(codes, torch.Tensor) or codes.ndim != 2 or not codes.is_floating_point():
         shape = tuple(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
-        raise ValueError(f"codes must be a float tensor of shape (N, latent_dim), e.g. vae.encode(images)[0]; got {shape}.")
+        raise ValueError(f"codes must be a float tensor of shape (N, latent_dim), e.g. vae.encode(images)[0]; "
+                         f"got {shape}.")
 
 
 class GaussianMixturePrior:
