@@ -205,6 +205,17 @@ class ImageQuality:
         """Entropy of the predicted classes' histogram over ``log(num_classes)``: 1 all equally often, 0 one only."""
         return self._coverage(self.probabilities(images))
 
+    def verdicts(self, images: torch.Tensor) -> dict[str, float]:
+        """The shares of images the classifier reads as ``confident`` (top class >= ``confidence``, as in
+        ``precision``), as a ``blend`` (no class reaches it, the top two together do: it hesitates between two
+        classes) or as ``unclear`` (neither). They sum to 1.
+        """
+        top_two = self.probabilities(images).topk(2, dim=1).values
+        confident = top_two[:, 0] >= self.confidence
+        blend = ~confident & (top_two.sum(dim=1) >= self.confidence)
+        return {name: float(share.double().mean())
+                for name, share in (("confident", confident), ("blend", blend), ("unclear", ~confident & ~blend))}
+
     def label_accuracy(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> float:
         """The share of images classified as the class in ``labels`` (what a conditional generator was asked for)."""
         return self._label_accuracy(self.probabilities(images), labels)
