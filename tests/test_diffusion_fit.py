@@ -18,7 +18,8 @@ TINY = dict(image_size=28, train_size=64, sample_count=12, batch_size=16, seed=0
             latent_channels=4, autoencoder_width=4, autoencoder_beta=1e-3, autoencoder_steps=3,
             autoencoder_lr=1e-3, latent_unet_width=8, latent_unet_depth=1, latent_steps=4, latent_lr=1e-3,
             guide_unet_width=2, guide_steps=2, guide_ema_decay=0.5, autoguidance_scales=[0.0, 1.0],
-            autoguidance_scale=1.0, target_precision=0.0, target_autoguided_precision=0.0, target_coverage=0.0, target_fcd_ratio=None, target_label_accuracy=None,
+            autoguidance_scale=1.0, target_precision=0.0, target_autoguided_precision=0.0, target_coverage=0.0,
+            target_fcd_ratio=None, target_label_accuracy=None,
             target_autoencoder_psnr=0.0, target_latent_precision=0.0, target_speedup=0.0)
 
 
