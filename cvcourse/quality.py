@@ -210,9 +210,9 @@ class ImageQuality:
         ``precision``), as a ``blend`` (no class reaches it, the top two together do: it hesitates between two
         classes) or as ``unclear`` (neither). They sum to 1.
         """
-        top_two = self.probabilities(images).topk(2, dim=1).values
-        confident = top_two[:, 0] >= self.confidence
-        blend = ~confident & (top_two.sum(dim=1) >= self.confidence)
+        probabilities = self.probabilities(images)
+        confident = self._confident(probabilities)
+        blend = ~confident & (probabilities.topk(2, dim=1).values.sum(dim=1) >= self.confidence)
         return {name: float(share.double().mean())
                 for name, share in (("confident", confident), ("blend", blend), ("unclear", ~confident & ~blend))}
 
@@ -220,8 +220,12 @@ class ImageQuality:
         """The share of images classified as the class in ``labels`` (what a conditional generator was asked for)."""
         return self._label_accuracy(self.probabilities(images), labels)
 
+    def _confident(self, probabilities: torch.Tensor) -> torch.Tensor:
+        """Per image: does its top class reach ``confidence``? (``precision`` is the share that does.)"""
+        return probabilities.max(dim=1).values >= self.confidence
+
     def _precision(self, probabilities: torch.Tensor) -> float:
-        return float((probabilities.max(dim=1).values >= self.confidence).double().mean())
+        return float(self._confident(probabilities).double().mean())
 
     def _coverage(self, probabilities: torch.Tensor) -> float:
         share = torch.bincount(probabilities.argmax(dim=1), minlength=self.num_classes).double() / len(probabilities)
