@@ -86,7 +86,7 @@ def gan_settings(cfg: Config, *, conditional: bool, loss: str = "non_saturating"
     """Everything a trained GAN depends on: the cache key of :func:`glyph_gan`."""
     return dict(version=GAN_VERSION, conditional=conditional, loss=loss, image_size=cfg.image_size,
                 train_size=cfg.train_size, latent_dim=cfg.latent_dim, width=cfg.gan_width,
-                batch_size=cfg.batch_size, steps=cfg.gan_steps, lr=cfg.gan_lr, seed=cfg.seed)
+                batch_size=cfg.gan_batch_size, steps=cfg.gan_steps, lr=cfg.gan_lr, seed=cfg.seed)
 
 
 def glyph_gan(cfg: Config, *, conditional: bool = False, loss: str = "non_saturating", rebuild: bool = False,
@@ -103,7 +103,7 @@ def glyph_gan(cfg: Config, *, conditional: bool = False, loss: str = "non_satura
         images, labels = training_glyphs(cfg)
         discriminator = Discriminator(image_size=cfg.image_size, width=cfg.gan_width, num_classes=num_classes)
         started = time.perf_counter()
-        trainer = train_gan(generator, discriminator, images, labels, steps=cfg.gan_steps, batch_size=cfg.batch_size,
+        trainer = train_gan(generator, discriminator, images, labels, steps=cfg.gan_steps, batch_size=cfg.gan_batch_size,
                             lr=cfg.gan_lr, loss=loss, conditional=conditional,
                             seed=cfg.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
                             checkpoint_every=cfg.checkpoint_every, progress=progress)
@@ -118,7 +118,7 @@ def vae_settings(cfg: Config, *, reduction: str = "sum") -> dict[str, Any]:
     """Everything a trained VAE depends on: the cache key of :func:`glyph_vae`."""
     return dict(version=VAE_VERSION, reduction=reduction, beta=cfg.beta, image_size=cfg.image_size,
                 train_size=cfg.train_size, latent_dim=cfg.vae_latent_dim, width=cfg.vae_width,
-                batch_size=cfg.batch_size, steps=cfg.vae_steps, lr=cfg.vae_lr, seed=cfg.seed)
+                batch_size=cfg.vae_batch_size, steps=cfg.vae_steps, lr=cfg.vae_lr, seed=cfg.seed)
 
 
 def glyph_vae(cfg: Config, *, reduction: str = "sum", rebuild: bool = False,
@@ -133,7 +133,7 @@ def glyph_vae(cfg: Config, *, reduction: str = "sum", rebuild: bool = False,
     def train(model: nn.Module, checkpoint_dir: Path) -> dict[str, Any]:
         images, _ = training_glyphs(cfg)
         started = time.perf_counter()
-        trainer = train_vae(model, images, steps=cfg.vae_steps, batch_size=cfg.batch_size, lr=cfg.vae_lr,
+        trainer = train_vae(model, images, steps=cfg.vae_steps, batch_size=cfg.vae_batch_size, lr=cfg.vae_lr,
                             reduction=reduction, beta=cfg.beta, seed=cfg.seed, device=cfg.device,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, progress=progress)
         require_finished(trainer, cfg.vae_steps)
