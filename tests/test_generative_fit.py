@@ -10,10 +10,10 @@ from cvcourse.generative import fit
 from cvcourse.models import VAE, Generator
 
 TINY = dict(image_size=28, train_size=64, sample_count=40, gan_batch_size=16, vae_batch_size=16, seed=0,
-            checkpoint_every=2, latent_dim=8, gan_width=4, gan_steps=3, gan_lr=2e-4, failure_steps=2, vae_latent_dim=4, vae_width=4,
-            vae_steps=3, vae_lr=1e-3, beta=1.0, vae_prior_components=3, target_precision=0.0, target_coverage=0.0,
-            target_label_accuracy=0.0, target_psnr=0.0, target_vae_precision=0.0,
-            target_mixture_precision=0.0)
+            checkpoint_every=2, latent_dim=8, gan_width=4, gan_steps=3, gan_lr=2e-4, failure_steps=2,
+            vae_latent_dim=4, vae_width=4, vae_steps=3, vae_lr=1e-3, beta=1.0, vae_prior_components=3,
+            target_precision=0.0, target_coverage=0.0, target_label_accuracy=0.0, target_psnr=0.0,
+            target_vae_precision=0.0, target_mixture_precision=0.0)
 
 
 pytestmark = pytest.mark.usefixtures("tiny_world")

@@ -103,8 +103,8 @@ def glyph_gan(cfg: Config, *, conditional: bool = False, loss: str = "non_satura
         images, labels = training_glyphs(cfg)
         discriminator = Discriminator(image_size=cfg.image_size, width=cfg.gan_width, num_classes=num_classes)
         started = time.perf_counter()
-        trainer = train_gan(generator, discriminator, images, labels, steps=cfg.gan_steps, batch_size=cfg.gan_batch_size,
-                            lr=cfg.gan_lr, loss=loss, conditional=conditional,
+        trainer = train_gan(generator, discriminator, images, labels, steps=cfg.gan_steps,
+                            batch_size=cfg.gan_batch_size, lr=cfg.gan_lr, loss=loss, conditional=conditional,
                             seed=cfg.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
                             checkpoint_every=cfg.checkpoint_every, progress=progress)
         require_finished(trainer, cfg.gan_steps)
