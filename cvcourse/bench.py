@@ -29,12 +29,15 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 
 from cvcourse import config
+from cvcourse.models.classifier import SmallCNN
 
 # Modules whose import registers entries; each chapter adds its own module here.
 ENTRY_MODULES = ("cvcourse.experiments.core", "cvcourse.experiments.segmentation", "cvcourse.experiments.detection",
                  "cvcourse.experiments.generative", "cvcourse.experiments.diffusion")
+REFERENCE_BATCH, REFERENCE_REPEATS = 64, 10  # the speed figure: 10 training steps of SmallCNN on 64 glyph-sized images
 COMPARISONS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 TABLE_BEGIN, TABLE_END = "<!-- bench:begin -->", "<!-- bench:end -->"
 
@@ -68,6 +71,7 @@ class Result:
     device: str
     passed: bool
     details: dict[str, Any]
+    reference_step_s: float  # the machine's speed just before the entry ran: see reference_step_seconds
 
 
 REGISTRY: dict[str, Entry] = {}
@@ -113,6 +117,7 @@ def run_entry(name: str, profile: str | None = None) -> Result:
         raise KeyError(f"Unknown bench entry {name!r}. Known entries: {', '.join(known)} (see --list).")
     entry = known[name]
     cfg = config.load(entry.settings, profile)
+    reference = reference_step_seconds(cfg.device)
     started = time.perf_counter()
     outcome = entry.run(cfg)
     seconds = time.perf_counter() - started
@@ -123,7 +128,34 @@ def run_entry(name: str, profile: str | None = None) -> Result:
     passed = meets_target and all(outcome.checks.values())
     details = {**outcome.details, **{f"check:{key}": ok for key, ok in outcome.checks.items()}}
     return Result(name, entry.metric, float(outcome.value), entry.target, round(seconds, 2), cfg.profile,
-                  str(cfg.device), passed, details)
+                  str(cfg.device), passed, details, round(reference, 4))
+
+
+def reference_step_seconds(device: str | torch.device = "cpu") -> float:
+    """The machine's speed at this moment: median seconds of one Adam step of a fixed SmallCNN on 64 1x28x28 images.
+
+    A shared machine runs the same work at different speeds from day to day, so a time check that passes on one
+    day can fail on another. Each row records this figure beside its seconds: rows whose reference steps differ
+    by a factor k were measured on machines about k times apart in speed.
+    """
+    generator = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):  # the entry's random numbers stay those it would draw without this
+        torch.manual_seed(0)
+        model = SmallCNN(10, in_channels=1).to(device)
+    images = torch.rand(REFERENCE_BATCH, 1, 28, 28, generator=generator).to(device)
+    labels = torch.randint(0, 10, (REFERENCE_BATCH,), generator=generator).to(device)
+    optimizer = torch.optim.Adam(model.parameters())
+    times = []
+    for _ in range(REFERENCE_REPEATS + 1):  # the first step warms up the allocator and kernels; not counted
+        started = time.perf_counter()
+        loss = F.cross_entropy(model(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return sorted(times[1:])[REFERENCE_REPEATS // 2]
 
 
 def machine() -> str:
@@ -143,7 +175,8 @@ def result_row(result: Result) -> str:
     metric = result.metric.replace("|", "\\|")  # a literal pipe would split the table cell
     return (f"| {result.name} | {metric} | {result.value:.4g} | {result.target or 'baseline'} | "
             f"{'yes' if result.passed else '**no**'} | {result.seconds:.1f} | {result.profile} | "
-            f"{result.device} | {machine()} | {datetime.date.today()} | {command} | {details} |")
+            f"{result.device} | {machine()}, reference step {result.reference_step_s * 1000:.0f} ms | "
+            f"{datetime.date.today()} | {command} | {details} |")
 
 
 def write_results(results: Sequence[Result], path: Path) -> None:

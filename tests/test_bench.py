@@ -3,10 +3,11 @@
 import json
 
 import pytest
+import torch
 
 from cvcourse import bench, config
 
-KEYS = {"name", "metric", "value", "target", "seconds", "profile", "device", "passed"}
+KEYS = {"name", "metric", "value", "target", "seconds", "profile", "device", "passed", "reference_step_s"}
 
 
 @pytest.fixture
@@ -14,6 +15,7 @@ def fake_entries(monkeypatch):
     """Two entries with fixed values: one meets its target, one misses it."""
     monkeypatch.setattr(bench, "REGISTRY", {})
     monkeypatch.setattr(bench, "ENTRY_MODULES", ())
+    monkeypatch.setattr(bench, "reference_step_seconds", lambda device: 0.0123)
     for name in ("t.good", "t.bad"):
         monkeypatch.setitem(config.SETTINGS, name, {p: {"value": 0.5} for p in config.PROFILES})
     bench.register("t.good", metric="score", target=">= 0.4")(lambda cfg: bench.Outcome(cfg.value))
@@ -62,7 +64,7 @@ def test_results_table_replaces_only_the_rerun_rows(fake_entries, tmp_path):
     first = path.read_text()
     assert "Notes a person wrote." in first and "| t.good |" in first and "| t.bad |" in first
     assert "`python -m cvcourse.bench t.good --profile smoke`" in first
-    assert "cores" in first  # the machine is recorded
+    assert "cores" in first and "reference step 12 ms" in first  # the machine and its speed are recorded
     config.SETTINGS["t.good"]["smoke"]["value"] = 0.75
     bench.main(["t.good", "--profile", "smoke", "--results", str(path)])
     second = path.read_text()
@@ -93,3 +95,26 @@ def test_a_baseline_has_no_target_and_passes_on_its_checks(fake_entries, monkeyp
     result = bench.run_entry("t.base", "smoke")
     assert result.passed and result.target is None
     assert "| baseline |" in bench.result_row(result)
+
+
+def test_the_reference_step_is_the_median_step_after_warm_up(monkeypatch):
+    assert 0 < bench.reference_step_seconds() < 5  # the real measurement on this machine
+    durations = iter([30.0] + [1.0, 2.0, 9.0] * bench.REFERENCE_REPEATS)  # a slow first step, then a spread
+    clock = [0.0]
+
+    def fake_clock():  # each step's start and end: the end advances by that step's duration
+        clock[0] += next(durations) if fake_clock.in_step else 0.0
+        fake_clock.in_step = not fake_clock.in_step
+        return clock[0]
+
+    fake_clock.in_step = False
+    monkeypatch.setattr(bench.time, "perf_counter", fake_clock)
+    assert bench.reference_step_seconds() == 2.0  # the warm-up's 30 s is not counted; the median of 1, 2, 9
+
+
+def test_measuring_the_reference_step_leaves_the_global_random_state_alone():
+    torch.manual_seed(5)
+    expected = torch.rand(3)
+    torch.manual_seed(5)
+    bench.reference_step_seconds()
+    assert torch.equal(torch.rand(3), expected)
