@@ -123,7 +123,7 @@ def vae_settings(cfg: Config, *, reduction: str = "sum") -> dict[str, Any]:
 
 def glyph_vae(cfg: Config, *, reduction: str = "sum", rebuild: bool = False,
               progress: bool = False) -> tuple[VAE, dict[str, Any]]:
-    """A VAE trained on glyphs with ``cfg``'s settings and the given reconstruction ``reduction``, cached; and its info."""
+    """A VAE trained on glyphs with ``cfg``'s settings and reconstruction ``reduction``, cached; and its info."""
     settings = vae_settings(cfg, reduction=reduction)
 
     def build() -> VAE:
