@@ -139,4 +139,8 @@ def test_bad_input_is_explained():
         UNet(depth=0)
     with pytest.raises(ValueError, match="Unknown block 'dense'.*conv, residual"):
         UNet(block="dense")
+    with pytest.raises(ValueError, match="base_width must be a multiple of 8.*got base_width=20, e.g. use 16"):
+        UNet(1, 1, depth=2, base_width=20, norm="group")
+    for width in (4, 8, 24):  # group norm takes these: 4 channels in 4 groups, the others in 8
+        UNet(1, 1, depth=2, base_width=width, norm="group")
     assert isinstance(model.stem, ConvBlock)
