@@ -32,6 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from cvcourse import config
+from cvcourse.device import median_seconds
 from cvcourse.models.classifier import SmallCNN
 
 # Modules whose import registers entries; each chapter adds its own module here.
@@ -145,17 +146,14 @@ def reference_step_seconds(device: str | torch.device = "cpu") -> float:
     images = torch.rand(REFERENCE_BATCH, 1, 28, 28, generator=generator).to(device)
     labels = torch.randint(0, 10, (REFERENCE_BATCH,), generator=generator).to(device)
     optimizer = torch.optim.Adam(model.parameters())
-    times = []
-    for _ in range(REFERENCE_REPEATS + 1):  # the first step warms up the allocator and kernels; not counted
-        started = time.perf_counter()
+
+    def step() -> None:
         loss = F.cross_entropy(model(images), labels)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        if torch.device(device).type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return sorted(times[1:])[REFERENCE_REPEATS // 2]
+
+    return median_seconds(step, device, repeats=REFERENCE_REPEATS, warmup=1)
 
 
 def machine() -> str:

@@ -1,9 +1,10 @@
 """Device, mixed precision, seeding and DataLoader defaults for every chapter.
 
 Choose where to compute with :func:`pick_device`, decide on mixed precision with
-:func:`amp_policy`, make runs repeatable with :func:`seed_everything`, and move batches
-with :func:`to_device`. ``python -m cvcourse.device --check`` prints the environment and
-checks that torchvision's compiled ops (``torchvision.ops.nms``) run on the chosen device.
+:func:`amp_policy`, make runs repeatable with :func:`seed_everything`, move batches
+with :func:`to_device` and time a step with :func:`median_seconds`. ``python -m cvcourse.device --check``
+prints the environment and checks that torchvision's compiled ops (``torchvision.ops.nms``) run on the
+chosen device.
 
 torchvision is imported only inside the functions that need it, so that ``--check`` can
 explain a broken torch/torchvision pair instead of failing with a traceback at import time.
@@ -16,7 +17,8 @@ import os
 import platform
 import random
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -236,6 +238,25 @@ def set_rng_state(state: dict) -> None:
         # A checkpoint from a machine with more GPUs restores the devices present here.
         for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
             torch.cuda.set_rng_state(cuda_state, index)
+
+
+def median_seconds(step: Callable[[], Any], device: str | torch.device, *, repeats: int, warmup: int) -> float:
+    """The median wall time of ``step()`` over ``repeats`` calls, after ``warmup`` calls that are not counted.
+
+    The first calls pay for allocation and kernel selection, hence the warm-up; on CUDA each call waits for the
+    GPU to finish (kernels run asynchronously), so the time is the step's and not only its launch.
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}.")
+    synchronize = _as_device(device).type == "cuda"
+    times = []
+    for _ in range(warmup + repeats):
+        started = time.perf_counter()
+        step()
+        if synchronize:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - started)
+    return sorted(times[warmup:])[repeats // 2]
 
 
 def _usable_cpu_count() -> int:

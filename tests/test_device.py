@@ -420,3 +420,16 @@ def test_cuda_to_device_loader_and_reports(capsys):
     assert dev.environment_report()["gpu_name"] == name
     assert dev.main(["--check"]) == 0
     assert "torchvision.ops.nms runs on cuda: OK" in capsys.readouterr().out
+
+
+def test_median_seconds_skips_the_warm_up_and_takes_the_median(monkeypatch):
+    durations = iter([30.0, 1.0, 2.0, 9.0, 1.0, 2.0])  # a slow first call, then a spread
+    clock = [0.0]
+
+    def step():  # the fake clock advances by this call's duration
+        clock[0] += next(durations)
+
+    monkeypatch.setattr(dev.time, "perf_counter", lambda: clock[0])
+    assert dev.median_seconds(step, "cpu", repeats=5, warmup=1) == 2.0  # median of 1, 2, 9, 1, 2; 30 s not counted
+    with pytest.raises(ValueError, match="repeats must be >= 1"):
+        dev.median_seconds(step, "cpu", repeats=0, warmup=1)

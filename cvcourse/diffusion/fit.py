@@ -29,7 +29,7 @@ from torch import nn
 from cvcourse.cache import cached, cached_model, tensor_digest
 from cvcourse.config import Config
 from cvcourse.data import shuffled_batches
-from cvcourse.device import pick_device, seed_everything
+from cvcourse.device import median_seconds, pick_device, seed_everything
 from cvcourse.diffusion.forward import diffusion_loss, diffusion_step, to_diffusion_range, to_image_range
 from cvcourse.diffusion.latent import LatentSpace
 from cvcourse.diffusion.samplers import ddim_sample, ddpm_sample
@@ -345,24 +345,18 @@ def seconds_per_step(model: DiffusionUNet, schedule: NoiseSchedule, x0: torch.Te
     ``encode`` (e.g. a frozen encoder) runs inside the timed step first, so latent diffusion pays for encoding
     its batch, as it does when the latents are not precomputed. The model itself is left untouched.
     """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}.")
     model = deepcopy(model).train()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
     schedule = schedule.to(x0.device)
-    times = []
-    for index in range(warmup + repeats):
-        started = time.perf_counter()
+
+    def step() -> None:
         x = encode(x0) if encode is not None else x0
         loss = diffusion_loss(model, schedule, x)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if x0.device.type == "cuda":
-            torch.cuda.synchronize()
-        if index >= warmup:
-            times.append(time.perf_counter() - started)
-    return sorted(times)[len(times) // 2]
+
+    return median_seconds(step, x0.device, repeats=repeats, warmup=warmup)
 
 
 def latent_step_times(cfg: Config, latent_model: DiffusionUNet, space: LatentSpace,
