@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvcourse.models.blocks import AttentionBottleneck, Down, Up, block_class, norm_layer
+from cvcourse.models.blocks import AttentionBottleneck, Down, Up, block_class, group_count, norm_layer
 
 
 class UNet(nn.Module):
@@ -36,7 +36,7 @@ class UNet(nn.Module):
                              f"base_width={base_width}, in_channels={in_channels}, out_channels={out_channels}.")
         self.in_channels, self.out_channels, self.depth = in_channels, out_channels, depth
         widths = [base_width * 2**level for level in range(depth + 1)]
-        if norm == "group" and any(width % min(8, width) for width in widths):
+        if norm == "group" and any(width % group_count(width) for width in widths):
             raise ValueError(f"norm='group' splits each block's channels into 8 groups, so base_width must be a "
                              f"multiple of 8 (or 1, 2 or 4); got base_width={base_width}, e.g. use "
                              f"{max(8, round(base_width / 8) * 8)}.")
