@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cvcourse.models.blocks import norm_layer
 from cvcourse.models.classifier import conv_bn_relu
 
 STRIDES = (4, 8, 16)
@@ -43,7 +44,7 @@ def head_tower(channels: int, depth: int) -> nn.Sequential:
     few images per level are unreliable)."""
     layers: list[nn.Module] = []
     for _ in range(depth):
-        layers += [nn.Conv2d(channels, channels, 3, padding=1), nn.GroupNorm(min(8, channels), channels), nn.ReLU()]
+        layers += [nn.Conv2d(channels, channels, 3, padding=1), norm_layer("group", channels), nn.ReLU()]
     return nn.Sequential(*layers)
 
 
