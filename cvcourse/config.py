@@ -145,7 +145,7 @@ SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "07_object_detection": {
         "smoke": dict(image_size=128, train_size=128, test_size=16, width=8, fpn_width=16, steps=150, batch_size=8,
                       lr=3e-3, frcnn_steps=2, target_map_50=0.10, target_map=0.03),
-        "cpu": dict(image_size=128, train_size=2000, test_size=200, width=16, fpn_width=64, steps=1500,
+        "cpu": dict(image_size=128, train_size=2000, test_size=200, width=16, fpn_width=64, steps=1000,
                     batch_size=16, lr=3e-3, frcnn_steps=30, target_map_50=0.90, target_map=0.60),
         "gpu": dict(image_size=128, train_size=8000, test_size=500, width=32, fpn_width=128, steps=6000,
                     batch_size=32, lr=2e-3, frcnn_steps=2000, target_map_50=0.95, target_map=0.70),
