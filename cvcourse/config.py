@@ -109,12 +109,17 @@ DIFFUSION: dict[str, dict[str, Any]] = {
 # chapter -> profile -> settings. Every size a chapter or a bench entry uses is declared here.
 SETTINGS: dict[str, dict[str, dict[str, Any]]] = {
     "00_tour": {
+        # speed_repeats: timed calls per variant of the "faster steps" comparison; compile_demo adds torch.compile
+        # to it, whose first call compiles for tens of seconds on a CPU (too long for the test suite)
         "smoke": dict(image_size=32, train_size=1024, test_size=256, batch_size=64, steps=200,
-                      checkpoint_every=100, width=16, lr=1e-2, seed=0, target_accuracy=0.70),
+                      checkpoint_every=100, width=16, lr=1e-2, seed=0, target_accuracy=0.70, speed_repeats=5,
+                      compile_demo=False),
         "cpu": dict(image_size=32, train_size=4000, test_size=1000, batch_size=64, steps=600,
-                    checkpoint_every=200, width=32, lr=3e-3, seed=0, target_accuracy=0.95),
+                    checkpoint_every=200, width=32, lr=3e-3, seed=0, target_accuracy=0.95, speed_repeats=20,
+                    compile_demo=True),
         "gpu": dict(image_size=32, train_size=20000, test_size=2000, batch_size=256, steps=1500,
-                    checkpoint_every=500, width=64, lr=3e-3, seed=0, target_accuracy=0.98),
+                    checkpoint_every=500, width=64, lr=3e-3, seed=0, target_accuracy=0.98, speed_repeats=50,
+                    compile_demo=True),
     },
     "01_segmentation_basics": {
         "smoke": dict(cells_image_size=64, cells_test=24, scenes_image_size=(64, 128), scenes_train=64,
