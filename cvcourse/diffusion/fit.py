@@ -8,7 +8,8 @@
 Each returns the model from the cache when one with exactly the same settings was trained before on this
 machine (by a chapter or ``make bench``), else trains it now with checkpoints, so an interrupted run resumes.
 The diffusion models are the exponential moving average of the weights (Ho et al. 2020, Appendix B: EMA
-decay 0.9999 over 800k steps; 0.999 suits a few thousand). Their ``info`` holds the history (the loss, and the
+decay 0.9999 over 800k steps). Over a few thousand steps whose learning rate decays to zero, a short average is
+best: 0.999 and longer still remember the early weights (docs/results.md). Their ``info`` holds the history (the loss, and the
 FCD of the snapshots taken during training), the snapshots' galleries, the seconds and the steps.
 ``glyph_samples`` caches a sampler's output for a given model, since 1000-step DDPM sampling takes minutes;
 ``seconds_per_step`` times a training step, to compare pixel-space and latent diffusion.
