@@ -64,6 +64,8 @@ class Trainer:
     ``{"G": ..., "D": ...}``). Schedulers are stepped once per training step. ``ema_decay`` keeps an
     exponential moving average of ``models[ema_of]`` in ``trainer.ema`` (a torch AveragedModel).
     Checkpoints go to ``checkpoint_dir`` every ``checkpoint_every`` steps and on KeyboardInterrupt.
+    ``seconds`` is the wall time spent in :meth:`fit`; checkpoints keep it, so a resumed run reports the
+    time of all its steps, not only of those after the interruption.
     """
 
     def __init__(
@@ -108,6 +110,8 @@ class Trainer:
         self.progress = progress
         self.history = History()
         self.step = 0  # optimisation steps completed
+        self.seconds = 0.0  # wall time spent in fit, summed over every run a checkpoint resumed
+        self._clock = time.perf_counter()
         self.epoch = 0  # passes over the loader started
         self.batch_in_epoch = 0  # batches of the current epoch already trained on
         self._epoch_start_state: dict[str, Any] | None = None
@@ -162,6 +166,7 @@ class Trainer:
                 self.load_checkpoint(latest)
         for model in self.models.values():
             model.train()
+        self._clock = time.perf_counter()
         self._rng_after_step = rng_state()
         bar = tqdm(total=total, initial=self.step, disable=not self.progress, desc="train", unit="step")
         started, samples = time.perf_counter(), 0
@@ -180,11 +185,13 @@ class Trainer:
                 if self.step < total or self.batch_in_epoch == _length(loader):
                     self.epoch, self.batch_in_epoch = self.epoch + 1, 0
         except KeyboardInterrupt:
+            self._tick()
             saved = self.save_checkpoint() if self.checkpoint_dir is not None else None
             where = f"saved to {saved}" if saved else "kept in memory (no checkpoint_dir was given)"
             print(f"Interrupted after step {self.step}; the trained state is {where}. "
                   "Call fit(..., resume=True) to continue.")
         finally:
+            self._tick()
             bar.close()
             for callback in self.callbacks:
                 if hasattr(callback, "on_fit_end"):
@@ -218,11 +225,17 @@ class Trainer:
         self.batch_in_epoch += 1
         self._rng_after_step = rng_state()  # what a checkpoint of this step restores, even after Ctrl+C
         self.history.log(self.step, **values)
+        self._tick()
         if self.checkpoint_every and self.checkpoint_dir is not None and self.step % self.checkpoint_every == 0:
             self.save_checkpoint()
         for callback in self.callbacks:
             if hasattr(callback, "on_step_end"):
                 callback.on_step_end(self)
+
+    def _tick(self) -> None:
+        """Add the time since the last tick to ``seconds``, so that checkpoints carry it."""
+        now = time.perf_counter()
+        self.seconds, self._clock = self.seconds + now - self._clock, now
 
     def _epoch_batches(self, loader: Iterable) -> Iterator:
         """An iterator over this epoch's batches that skips the ones already trained on.
@@ -258,6 +271,7 @@ class Trainer:
             "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "history": self.history.state_dict(),
+            "seconds": self.seconds,
             "rng": self._rng_after_step,
             "epoch_start": self._epoch_start_state,
         }
@@ -308,6 +322,7 @@ class Trainer:
         self.scaler.load_state_dict(state["scaler"])
         self.history.load_state_dict(state["history"])
         self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.seconds = state.get("seconds", 0.0)  # checkpoints written before it was kept carry none
         self._epoch_start_state = state["epoch_start"]
         self._rng_after_step = state["rng"]
         set_rng_state(state["rng"])

@@ -1,6 +1,7 @@
 """The training loop: exact resume, NaN guard, interrupts, checkpoints, AMP, EMA, clipping, schedules."""
 
 import math
+import time
 
 import pytest
 import torch
@@ -78,6 +79,25 @@ def test_interrupted_and_resumed_run_matches_uninterrupted(tmp_path, workers, wi
         assert torch.equal(a, b)
     for a, b in zip(reference.ema.parameters(), resumed.ema.parameters()):
         assert torch.equal(a, b)
+
+
+def test_seconds_are_checkpointed_and_summed_over_a_resumed_run(tmp_path):
+    def slow(step_fn):
+        def step(batch, ctx):
+            time.sleep(0.01)
+            return step_fn(batch, ctx)
+        return step
+
+    interrupted, loader = make_run(tmp_path, step_fn=slow(interrupt_at(5)))
+    interrupted.fit(loader, steps=10)
+    saved = read_checkpoint(interrupted.latest_checkpoint())["seconds"]
+    assert interrupted.step == 4 and 4 * 0.01 <= saved <= interrupted.seconds
+
+    resumed, loader = make_run(tmp_path, step_fn=slow(supervised_step(F.cross_entropy)))
+    resumed.load_checkpoint(resumed.latest_checkpoint())
+    assert resumed.seconds == saved  # the time before the interruption is kept
+    resumed.fit(loader, steps=10, resume=True)
+    assert resumed.seconds >= saved + 6 * 0.01  # and the resumed steps' time is added to it
 
 
 def test_resume_from_periodic_checkpoint_after_a_crash(tmp_path):

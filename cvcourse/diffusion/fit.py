@@ -133,8 +133,9 @@ def _keep_ema(model: nn.Module, trainer: Trainer) -> None:
     model.load_state_dict(trainer.ema.module.state_dict())
 
 
-def _info(trainer: Trainer, seconds: float, snapshots: Snapshots) -> dict[str, Any]:
-    return {"history": trainer.history.state_dict(), "seconds": seconds, "steps": trainer.step, **snapshots.state()}
+def _info(trainer: Trainer, snapshots: Snapshots) -> dict[str, Any]:
+    return {"history": trainer.history.state_dict(), "seconds": trainer.seconds, "steps": trainer.step,
+            **snapshots.state()}
 
 
 def _with_history(info: dict[str, Any]) -> dict[str, Any]:
@@ -212,7 +213,6 @@ def _glyph_ddpm(cfg: Config, name: str, settings: dict[str, Any], make: Callable
         snapshot_labels = torch.arange(cfg.snapshot_count) % 10 if conditional else None
         snapshots = Snapshots(cfg.snapshot_every, schedule, (cfg.snapshot_count, 1, cfg.image_size, cfg.image_size),
                               image_size=cfg.image_size, labels=snapshot_labels)
-        started = time.perf_counter()
         trainer = train_diffusion(model, schedule, images, labels, steps=steps, batch_size=cfg.batch_size,
                                   lr=cfg.lr, ema_decay=ema_decay, conditional=conditional,
                                   drop_label_prob=settings["drop_label_prob"], min_snr_gamma=cfg.min_snr_gamma,
@@ -221,7 +221,7 @@ def _glyph_ddpm(cfg: Config, name: str, settings: dict[str, Any], make: Callable
                                   callbacks=[snapshots.callback()])
         require_finished(trainer, steps)
         _keep_ema(model, trainer)
-        return _info(trainer, time.perf_counter() - started, snapshots)
+        return _info(trainer, snapshots)
 
     model, info = cached_model(name, settings, build, train, rebuild=rebuild)
     return model, _with_history(info)
@@ -245,12 +245,11 @@ def glyph_autoencoder(cfg: Config, *, rebuild: bool = False,
 
     def train(model: nn.Module, checkpoint_dir: Path) -> dict[str, Any]:
         images, _ = training_glyphs(cfg)
-        started = time.perf_counter()
         trainer = train_vae(model, images, steps=cfg.autoencoder_steps, batch_size=cfg.batch_size,
                             lr=cfg.autoencoder_lr, beta=cfg.autoencoder_beta, seed=cfg.seed, device=cfg.device,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, progress=progress)
         require_finished(trainer, cfg.autoencoder_steps)
-        return {"history": trainer.history.state_dict(), "seconds": time.perf_counter() - started,
+        return {"history": trainer.history.state_dict(), "seconds": trainer.seconds,
                 "steps": trainer.step}
 
     model, info = cached_model("glyph-autoencoder", autoencoder_settings(cfg), build, train, rebuild=rebuild)
@@ -289,7 +288,6 @@ def glyph_latent_diffusion(cfg: Config, *, rebuild: bool = False, progress: bool
         latents = space.encode(images)
         snapshots = Snapshots(cfg.snapshot_every, schedule, space.latent_shape(cfg.snapshot_count),
                               image_size=cfg.image_size, decode=lambda z: space.decode(z.cpu()), clip_x0=False)
-        started = time.perf_counter()
         trainer = train_diffusion(model, schedule, latents, labels, steps=cfg.latent_steps,
                                   batch_size=cfg.batch_size, lr=cfg.latent_lr, ema_decay=cfg.ema_decay,
                                   min_snr_gamma=cfg.min_snr_gamma, pixels=False,
@@ -298,7 +296,7 @@ def glyph_latent_diffusion(cfg: Config, *, rebuild: bool = False, progress: bool
                                   callbacks=[snapshots.callback()])
         require_finished(trainer, cfg.latent_steps)
         _keep_ema(model, trainer)
-        return _info(trainer, time.perf_counter() - started, snapshots)
+        return _info(trainer, snapshots)
 
     model, info = cached_model("glyph-latent-ddpm", settings, build, train, rebuild=rebuild)
     return model, space, _with_history(info)

@@ -8,7 +8,6 @@ the training history (for the loss curves), the training time and the number of 
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -69,9 +68,12 @@ def train_vae(model: VAE, images: torch.Tensor, *, steps: int, batch_size: int, 
     return trainer
 
 
-def _info(trainer: Trainer, seconds: float) -> dict[str, Any]:
-    """What the cache keeps beside the weights: the history (as plain lists), the seconds and the steps."""
-    return {"history": trainer.history.state_dict(), "seconds": seconds, "steps": trainer.step}
+def _info(trainer: Trainer) -> dict[str, Any]:
+    """What the cache keeps beside the weights: the history (as plain lists), the seconds and the steps.
+
+    The seconds are ``trainer.seconds``: those of a run resumed from a checkpoint include the time before it.
+    """
+    return {"history": trainer.history.state_dict(), "seconds": trainer.seconds, "steps": trainer.step}
 
 
 def _with_history(trained: tuple[nn.Module, dict[str, Any]]) -> tuple[nn.Module, dict[str, Any]]:
@@ -102,13 +104,12 @@ def glyph_gan(cfg: Config, *, conditional: bool = False, loss: str = "non_satura
     def train(generator: nn.Module, checkpoint_dir: Path) -> dict[str, Any]:
         images, labels = training_glyphs(cfg)
         discriminator = Discriminator(image_size=cfg.image_size, width=cfg.gan_width, num_classes=num_classes)
-        started = time.perf_counter()
         trainer = train_gan(generator, discriminator, images, labels, steps=cfg.gan_steps,
                             batch_size=cfg.gan_batch_size, lr=cfg.gan_lr, loss=loss, conditional=conditional,
                             seed=cfg.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
                             checkpoint_every=cfg.checkpoint_every, progress=progress)
         require_finished(trainer, cfg.gan_steps)
-        return _info(trainer, time.perf_counter() - started)
+        return _info(trainer)
 
     name = f"glyph-{'cgan' if conditional else 'dcgan'}-{loss}"
     return _with_history(cached_model(name, settings, build, train, rebuild=rebuild))
@@ -132,12 +133,11 @@ def glyph_vae(cfg: Config, *, reduction: str = "sum", rebuild: bool = False,
 
     def train(model: nn.Module, checkpoint_dir: Path) -> dict[str, Any]:
         images, _ = training_glyphs(cfg)
-        started = time.perf_counter()
         trainer = train_vae(model, images, steps=cfg.vae_steps, batch_size=cfg.vae_batch_size, lr=cfg.vae_lr,
                             reduction=reduction, beta=cfg.beta, seed=cfg.seed, device=cfg.device,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, progress=progress)
         require_finished(trainer, cfg.vae_steps)
-        return _info(trainer, time.perf_counter() - started)
+        return _info(trainer)
 
     return _with_history(cached_model(f"glyph-vae-{reduction}", settings, build, train, rebuild=rebuild))
 
