@@ -79,8 +79,9 @@ DIFFUSION: dict[str, dict[str, Any]] = {
                 guidance_scale=2.0, latent_channels=4, autoencoder_width=32, autoencoder_beta=1e-3,
                 autoencoder_steps=3000, autoencoder_lr=1e-3, latent_unet_width=64, latent_unet_depth=1,
                 latent_steps=9000, latent_lr=1e-3,
-                # autoguidance's guide: two thirds of the width, a twelfth of the steps (43 s of the 900 s budget); w = 1
-                # keeps precision >= 0.90 over three noise seeds, where w = 0.5 (the lowest FCD) does not (docs/results.md)
+                # autoguidance's guide: two thirds of the width, a twelfth of the steps (43 s of the 900 s budget);
+                # w = 1 keeps precision >= 0.90 over three noise seeds, where w = 0.5 (the lowest FCD) does not
+                # (docs/results.md)
                 guide_unet_width=16, guide_steps=500, guide_ema_decay=0.99, autoguidance_scales=[0.0, 0.5, 1.0, 2.0],
                 autoguidance_scale=1.0,
                 # measured (docs/results.md): DDPM precision 0.828, coverage 0.995; DDIM/DDPM FCD ratio 0.72; latent

@@ -9,8 +9,8 @@ Each returns the model from the cache when one with exactly the same settings wa
 machine (by a chapter or ``make bench``), else trains it now with checkpoints, so an interrupted run resumes.
 The diffusion models are the exponential moving average of the weights (Ho et al. 2020, Appendix B: EMA
 decay 0.9999 over 800k steps). Over a few thousand steps whose learning rate decays to zero, a short average is
-best: 0.999 and longer still remember the early weights (docs/results.md). Their ``info`` holds the history (the loss, and the
-FCD of the snapshots taken during training), the snapshots' galleries, the seconds and the steps.
+best: 0.999 and longer still remember the early weights (docs/results.md). Their ``info`` holds the history (the
+loss, and the FCD of the snapshots taken during training), the snapshots' galleries, the seconds and the steps.
 ``glyph_samples`` caches a sampler's output for a given model, since 1000-step DDPM sampling takes minutes;
 ``seconds_per_step`` times a training step, to compare pixel-space and latent diffusion.
 """
@@ -35,7 +35,7 @@ from cvcourse.diffusion.forward import diffusion_loss, diffusion_step, to_diffus
 from cvcourse.diffusion.latent import LatentSpace
 from cvcourse.diffusion.samplers import ddim_sample, ddpm_sample
 from cvcourse.diffusion.schedules import NoiseSchedule
-from cvcourse.generative.fit import train_vae, training_glyphs
+from cvcourse.generative.fit import train_vae, training_glyphs, training_info
 from cvcourse.history import Every, History
 from cvcourse.models.autoencoder import KLAutoencoder
 from cvcourse.models.diffusion_unet import DiffusionUNet
@@ -134,8 +134,7 @@ def _keep_ema(model: nn.Module, trainer: Trainer) -> None:
 
 
 def _info(trainer: Trainer, snapshots: Snapshots) -> dict[str, Any]:
-    return {"history": trainer.history.state_dict(), "seconds": trainer.seconds, "steps": trainer.step,
-            **snapshots.state()}
+    return {**training_info(trainer), **snapshots.state()}
 
 
 def _with_history(info: dict[str, Any]) -> dict[str, Any]:
@@ -249,8 +248,7 @@ def glyph_autoencoder(cfg: Config, *, rebuild: bool = False,
                             lr=cfg.autoencoder_lr, beta=cfg.autoencoder_beta, seed=cfg.seed, device=cfg.device,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, progress=progress)
         require_finished(trainer, cfg.autoencoder_steps)
-        return {"history": trainer.history.state_dict(), "seconds": trainer.seconds,
-                "steps": trainer.step}
+        return training_info(trainer)
 
     model, info = cached_model("glyph-autoencoder", autoencoder_settings(cfg), build, train, rebuild=rebuild)
     return model, _with_history(info)

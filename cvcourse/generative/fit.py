@@ -68,7 +68,7 @@ def train_vae(model: VAE, images: torch.Tensor, *, steps: int, batch_size: int, 
     return trainer
 
 
-def _info(trainer: Trainer) -> dict[str, Any]:
+def training_info(trainer: Trainer) -> dict[str, Any]:
     """What the cache keeps beside the weights: the history (as plain lists), the seconds and the steps.
 
     The seconds are ``trainer.seconds``: those of a run resumed from a checkpoint include the time before it.
@@ -109,7 +109,7 @@ def glyph_gan(cfg: Config, *, conditional: bool = False, loss: str = "non_satura
                             seed=cfg.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
                             checkpoint_every=cfg.checkpoint_every, progress=progress)
         require_finished(trainer, cfg.gan_steps)
-        return _info(trainer)
+        return training_info(trainer)
 
     name = f"glyph-{'cgan' if conditional else 'dcgan'}-{loss}"
     return _with_history(cached_model(name, settings, build, train, rebuild=rebuild))
@@ -137,7 +137,7 @@ def glyph_vae(cfg: Config, *, reduction: str = "sum", rebuild: bool = False,
                             reduction=reduction, beta=cfg.beta, seed=cfg.seed, device=cfg.device,
                             checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, progress=progress)
         require_finished(trainer, cfg.vae_steps)
-        return _info(trainer)
+        return training_info(trainer)
 
     return _with_history(cached_model(f"glyph-vae-{reduction}", settings, build, train, rebuild=rebuild))
 
