@@ -1,8 +1,9 @@
-"""``python -m cvcourse.bench``: every chapter's headline experiment, measured against its target.
+"""``python -m cvcourse.bench``: every chapter's headline experiment, measured against its recipe's targets.
 
-Each entry is a function registered with :func:`register`; it receives the resolved configuration of
-its own settings block in ``cvcourse.config.SETTINGS`` and returns an :class:`Outcome`. The runner
-times it, compares the value with the target, and prints one line (or one JSON object) per entry::
+Each entry (``cvcourse.benchmarks``) loads its chapter's recipe in the chosen profile, runs the experiment and
+returns an :class:`cvcourse.benchmarks.Outcome`; the runner times it, judges its value and its other measured
+figures against the recipe's targets (the same ones the notebook's check cell asserts), and prints one line (or
+one JSON object) per entry::
 
     python -m cvcourse.bench --list
     python -m cvcourse.bench core.trainer_overhead --profile cpu --json
@@ -17,48 +18,26 @@ import argparse
 import datetime
 import importlib
 import json
-import operator
 import os
 import platform
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from cvcourse import config
-from cvcourse.device import median_seconds
+from cvcourse import benchmarks, config
+from cvcourse.benchmarks import Entry
 from cvcourse.models.classifier import SmallCNN
+from cvcourse.timing import median_seconds
 
-# Modules whose import registers entries; each chapter adds its own module here.
-ENTRY_MODULES = ("cvcourse.experiments.core", "cvcourse.experiments.segmentation", "cvcourse.experiments.detection",
-                 "cvcourse.experiments.generative", "cvcourse.experiments.diffusion")
 REFERENCE_BATCH, REFERENCE_REPEATS = 64, 10  # the speed figure: 10 training steps of SmallCNN on 64 glyph-sized images
-COMPARISONS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 TABLE_BEGIN, TABLE_END = "<!-- bench:begin -->", "<!-- bench:end -->"
-
-
-@dataclass
-class Outcome:
-    """What an experiment measured: its headline ``value``, extra pass/fail ``checks``, and ``details``."""
-
-    value: float
-    checks: dict[str, bool] = field(default_factory=dict)
-    details: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Entry:
-    name: str
-    metric: str
-    target: str | None  # None: a baseline, reported without a target
-    run: Callable[[config.Config], Outcome]
-    settings: str  # the block of cvcourse.config.SETTINGS the entry reads
 
 
 @dataclass
@@ -75,61 +54,44 @@ class Result:
     reference_step_s: float  # the machine's speed just before the entry ran: see reference_step_seconds
 
 
-REGISTRY: dict[str, Entry] = {}
-
-
-def register(name: str, *, metric: str, target: str | None, settings: str | None = None) -> Callable:
-    """Register ``fn(cfg) -> Outcome`` as bench entry ``name``; ``target`` reads like ``">= 0.95"``.
-
-    ``target=None`` registers a baseline: its value is reported and only its checks decide ``passed``.
-    ``cfg`` holds the settings of ``settings`` (a chapter, so its notebook and its bench entry run the
-    same experiment), by default the entry's own block ``name``.
-    """
-    if target is not None:
-        parse_target(target)
-
-    def decorate(fn: Callable[[config.Config], Outcome]) -> Callable[[config.Config], Outcome]:
-        if name in REGISTRY:
-            raise ValueError(f"Bench entry {name!r} is registered twice.")
-        REGISTRY[name] = Entry(name, metric, target, fn, settings or name)
-        return fn
-
-    return decorate
-
-
-def parse_target(target: str) -> tuple[Callable[[float, float], bool], float]:
-    match = re.fullmatch(r"\s*(<=|>=|<|>)\s*([-+0-9.eE]+)\s*", target)
-    if not match:
-        raise ValueError(f"A target reads like '>= 0.95' or '<= 1.05', got {target!r}.")
-    return COMPARISONS[match[1]], float(match[2])
-
-
 def entries() -> dict[str, Entry]:
-    """Every registered entry (importing the chapters' experiment modules on first use)."""
-    for module in ENTRY_MODULES:
-        importlib.import_module(module)
-    return REGISTRY
+    """Every entry of the modules ``cvcourse.benchmarks.MODULES``, by name."""
+    found: dict[str, Entry] = {}
+    for module in benchmarks.MODULES:
+        for entry in importlib.import_module(f"cvcourse.benchmarks.{module}").ENTRIES:
+            if entry.name in found:
+                raise ValueError(f"Bench entry {entry.name!r} is defined twice.")
+            found[entry.name] = entry
+    return found
+
+
+def judge(entry: Entry, cfg: config.Config, outcome: benchmarks.Outcome, seconds: float) -> Result:
+    """The outcome judged against ``cfg``'s targets: the headline value against ``entry.target``, each measured
+    figure against the target of its name (where the profile has one), and the outcome's own checks."""
+    targets = cfg.targets
+    target = targets.get(entry.target) if entry.target is not None else None
+    checks = {f"{name} {targets[name]}": targets[name].met_by(value)
+              for name, value in outcome.measured.items() if name in targets}
+    checks.update(outcome.checks)
+    passed = (target is None or target.met_by(outcome.value)) and all(checks.values())
+    details = {**outcome.details, **outcome.measured, **{f"check:{key}": ok for key, ok in checks.items()}}
+    return Result(entry.name, entry.metric, float(outcome.value), str(target) if target else None, round(seconds, 2),
+                  cfg.profile, str(cfg.device), passed, details, 0.0)
 
 
 def run_entry(name: str, profile: str | None = None) -> Result:
-    """Run one entry in ``profile`` and judge it against its target."""
+    """Run one entry in ``profile`` and judge it against its recipe's targets."""
     known = entries()
     if name not in known:
         raise KeyError(f"Unknown bench entry {name!r}. Known entries: {', '.join(known)} (see --list).")
     entry = known[name]
-    cfg = config.load(entry.settings, profile)
+    cfg = entry.recipe.load(profile)
     reference = reference_step_seconds(cfg.device)
     started = time.perf_counter()
     outcome = entry.run(cfg)
-    seconds = time.perf_counter() - started
-    meets_target = True
-    if entry.target is not None:
-        compare, threshold = parse_target(entry.target)
-        meets_target = bool(compare(outcome.value, threshold))
-    passed = meets_target and all(outcome.checks.values())
-    details = {**outcome.details, **{f"check:{key}": ok for key, ok in outcome.checks.items()}}
-    return Result(name, entry.metric, float(outcome.value), entry.target, round(seconds, 2), cfg.profile,
-                  str(cfg.device), passed, details, round(reference, 4))
+    result = judge(entry, cfg, outcome, time.perf_counter() - started)
+    result.reference_step_s = round(reference, 4)
+    return result
 
 
 def reference_step_seconds(device: str | torch.device = "cpu") -> float:
@@ -206,17 +168,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--results", type=Path, help="also write the figures into this markdown file")
     args = parser.parse_args(argv)
     known = entries()
-    if args.list:
-        for entry in known.values():
-            print(f"{entry.name:<28} {entry.metric} {entry.target or '(baseline)'}")
-        return 0
     try:
-        config.resolve_profile(args.profile)
+        profile = config.resolve_profile(args.profile)
         unknown = [name for name in args.names if name not in known]
         if unknown:
             raise KeyError(f"Unknown bench entry {', '.join(unknown)}. Known entries: {', '.join(known)}.")
     except (KeyError, ValueError) as error:
         parser.error(str(error).strip('"'))
+    if args.list:
+        for entry in known.values():
+            target = entry.recipe.load(profile, device="cpu").targets.get(entry.target) if entry.target else None
+            print(f"{entry.name:<28} {entry.metric} ({f'{entry.target} {target}' if target else 'no target'} "
+                  f"in the {profile} profile)")
+        return 0
     results = []
     for name in args.names or list(known):
         result = run_entry(name, args.profile)
@@ -233,8 +197,4 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    # Run the imported module's main, not this __main__ copy: the experiment modules register their
-    # entries in cvcourse.bench.REGISTRY, which __main__ would not see.
-    from cvcourse import bench
-
-    sys.exit(bench.main())
+    sys.exit(main())

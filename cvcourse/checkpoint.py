@@ -1,8 +1,9 @@
-"""Reading training checkpoints safely, on any machine."""
+"""Writing training checkpoints atomically, finding them, and reading them safely on any machine."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,25 @@ CHECKPOINT_FORMAT = "cvcourse-checkpoint-v1"
 
 class CheckpointError(RuntimeError):
     """A checkpoint file cannot be read or does not fit the model being trained."""
+
+
+def write_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
+    """``torch.save`` to a temporary file beside ``path``, then rename it: an interrupted write leaves no broken
+    file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(".partial")
+    torch.save(state, partial)
+    os.replace(partial, path)
+    return path
+
+
+def checkpoint_paths(directory: str | os.PathLike) -> list[Path]:
+    """The ``step_*.pt`` checkpoints in ``directory``, oldest (lowest step) first; [] when there is none."""
+    directory = Path(directory)
+    if not directory.exists():
+        return []
+    return sorted(directory.glob("step_*.pt"), key=lambda p: int(re.findall(r"\d+", p.stem)[0]))
 
 
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:

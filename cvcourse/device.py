@@ -1,8 +1,7 @@
-"""Device, mixed precision, seeding and DataLoader defaults for every chapter.
+"""Device, mixed precision and DataLoader defaults for every chapter.
 
 Choose where to compute with :func:`pick_device`, decide on mixed precision with
-:func:`amp_policy`, make runs repeatable with :func:`seed_everything`, move batches
-with :func:`to_device` and time a step with :func:`median_seconds`. ``python -m cvcourse.device --check``
+:func:`amp_policy` and move batches with :func:`to_device`. ``python -m cvcourse.device --check``
 prints the environment and checks that torchvision's compiled ops (``torchvision.ops.nms``) run on the
 chosen device.
 
@@ -15,15 +14,12 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import random
 import sys
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -34,7 +30,6 @@ except ImportError:
 
 DEVICE_ENV_VAR = "CVCOURSE_DEVICE"
 SUPPORTED_DEVICE_TYPES = ("cuda", "mps", "cpu")
-CUBLAS_DETERMINISTIC_CONFIG = ":4096:8"  # see the "Reproducibility" page of the PyTorch docs
 INSTALL_FIX = (
     "install a matching torch/torchvision pair: "
     "`pip install -c requirements/torch-pair.txt -e .[dev]` in a checkout of the course, "
@@ -182,81 +177,6 @@ def amp_policy(
         )
     use_scaler = device_type == "cuda" and chosen == torch.float16
     return AmpPolicy(device_type, dtype=chosen, use_scaler=use_scaler)
-
-
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed Python's ``random``, NumPy and torch (CPU and every GPU) with ``seed``.
-
-    ``deterministic=True`` also asks torch for deterministic kernels (warning where none
-    exists), turns off cuDNN autotuning and sets ``CUBLAS_WORKSPACE_CONFIG``, which only takes
-    effect if set before the first CUDA matrix multiply. ``deterministic=False`` restores the
-    defaults. See https://pytorch.org/docs/stable/notes/randomness.html
-    """
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
-        raise ValueError(f"expected an int seed in [0, 2**32), got {seed!r}; pass e.g. seed=0")
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)  # seeds every CUDA device too
-    torch.use_deterministic_algorithms(deterministic, warn_only=deterministic)
-    torch.backends.cudnn.deterministic = deterministic
-    torch.backends.cudnn.benchmark = False
-    if deterministic:
-        os.environ["CUBLAS_WORKSPACE_CONFIG"] = CUBLAS_DETERMINISTIC_CONFIG
-    elif os.environ.get("CUBLAS_WORKSPACE_CONFIG") == CUBLAS_DETERMINISTIC_CONFIG:
-        del os.environ["CUBLAS_WORKSPACE_CONFIG"]
-
-
-_RNG_STATE_KEYS = ("python", "numpy", "torch", "cuda")
-
-
-def rng_state() -> dict:
-    """Every random generator's state, as plain values that ``torch.load(weights_only=True)`` accepts."""
-    name, key, position, has_gauss, cached_gaussian = np.random.get_state()
-    cuda_states = tuple(torch.cuda.get_rng_state_all()) if torch.cuda.is_available() else ()
-    return {
-        "python": random.getstate(),
-        "numpy": (name, torch.from_numpy(key.astype(np.int64)), position, has_gauss, cached_gaussian),
-        "torch": torch.get_rng_state(),
-        "cuda": cuda_states,
-    }
-
-
-def set_rng_state(state: dict) -> None:
-    """Restore a state from :func:`rng_state` (the CUDA part only where CUDA is available)."""
-    if not isinstance(state, dict) or set(state) != set(_RNG_STATE_KEYS):
-        got = sorted(state) if isinstance(state, dict) else type(state).__name__
-        raise ValueError(
-            f"expected the dict returned by cvcourse.device.rng_state() with keys "
-            f"{list(_RNG_STATE_KEYS)}, got {got}; pass that dict (e.g. as stored in a checkpoint)"
-        )
-    version, internal_state, gauss_next = state["python"]
-    random.setstate((version, tuple(internal_state), gauss_next))
-    name, key, position, has_gauss, cached_gaussian = state["numpy"]
-    np.random.set_state((name, key.numpy().astype(np.uint32), position, has_gauss, cached_gaussian))
-    torch.set_rng_state(state["torch"])
-    if torch.cuda.is_available():
-        # A checkpoint from a machine with more GPUs restores the devices present here.
-        for index, cuda_state in enumerate(state["cuda"][: torch.cuda.device_count()]):
-            torch.cuda.set_rng_state(cuda_state, index)
-
-
-def median_seconds(step: Callable[[], Any], device: str | torch.device, *, repeats: int, warmup: int) -> float:
-    """The median wall time of ``step()`` over ``repeats`` calls, after ``warmup`` calls that are not counted.
-
-    The first calls pay for allocation and kernel selection, hence the warm-up; on CUDA each call waits for the
-    GPU to finish (kernels run asynchronously), so the time is the step's and not only its launch.
-    """
-    if repeats < 1 or warmup < 0:
-        raise ValueError(f"repeats must be >= 1 and warmup >= 0, got {repeats} and {warmup}.")
-    synchronize = _as_device(device).type == "cuda"
-    times = []
-    for _ in range(warmup + repeats):
-        started = time.perf_counter()
-        step()
-        if synchronize:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - started)
-    return sorted(times[warmup:])[repeats // 2]
 
 
 def _usable_cpu_count() -> int:

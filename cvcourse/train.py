@@ -26,10 +26,9 @@ from __future__ import annotations
 
 import math
 import os
-import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import AbstractContextManager, contextmanager
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +37,11 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from cvcourse.checkpoint import CHECKPOINT_FORMAT, CheckpointError, read_checkpoint
-from cvcourse.device import AmpPolicy, amp_policy, pick_device, rng_state, set_rng_state, to_device
+from cvcourse.checkpoint import CHECKPOINT_FORMAT, CheckpointError, checkpoint_paths, read_checkpoint, write_checkpoint
+from cvcourse.device import AmpPolicy, amp_policy, pick_device, to_device
+from cvcourse.epochs import EMPTY_LOADER, EmptyLoaderError, EpochCursor
 from cvcourse.history import History, LivePlot, in_notebook
+from cvcourse.seeding import rng_state, set_rng_state
 
 StepFn = Callable[[Any, "Trainer"], "torch.Tensor | Mapping[str, torch.Tensor]"]
 
@@ -112,13 +113,16 @@ class Trainer:
         self.step = 0  # optimisation steps completed
         self.seconds = 0.0  # wall time spent in fit, summed over every run a checkpoint resumed
         self._clock = time.perf_counter()
-        self.epoch = 0  # passes over the loader started
-        self.batch_in_epoch = 0  # batches of the current epoch already trained on
-        self._epoch_start_state: dict[str, Any] | None = None
+        self.cursor = EpochCursor()  # the pass over the loader in progress, replayed exactly on resume
         self._step_values: dict[int, float] = {}
         self._pending_logs: dict[str, torch.Tensor] = {}
         self._optimized = False
         self._rng_after_step = rng_state()
+
+    @property
+    def epoch(self) -> int:
+        """Passes over the loader completed (or started, mid-pass)."""
+        return self.cursor.epoch
 
     # -- what a step function uses ------------------------------------------------------------------
     @property
@@ -172,7 +176,9 @@ class Trainer:
         started, samples = time.perf_counter(), 0
         try:
             while self.step < total:
-                for batch in self._epoch_batches(loader):
+                yielded = 0
+                for batch in self.cursor.batches(loader):
+                    yielded += 1
                     samples += _batch_size(batch)
                     self._train_step(batch)
                     bar.update(1)
@@ -182,8 +188,8 @@ class Trainer:
                     if self.step >= total:
                         break
                 # the pass is over when the loader ran out, or when the last step used its last batch
-                if self.step < total or self.batch_in_epoch == _length(loader):
-                    self.epoch, self.batch_in_epoch = self.epoch + 1, 0
+                if self.step < total or self.cursor.batch == _length(loader):
+                    self.cursor.end_pass(yielded)
         except KeyboardInterrupt:
             self._tick()
             saved = self.save_checkpoint() if self.checkpoint_dir is not None else None
@@ -222,7 +228,7 @@ class Trainer:
         if self.ema is not None:
             self.ema.update_parameters(self.models[self._ema_of])
         self.step += 1
-        self.batch_in_epoch += 1
+        self.cursor.batch += 1
         self._rng_after_step = rng_state()  # what a checkpoint of this step restores, even after Ctrl+C
         self.history.log(self.step, **values)
         self._tick()
@@ -237,34 +243,11 @@ class Trainer:
         now = time.perf_counter()
         self.seconds, self._clock = self.seconds + now - self._clock, now
 
-    def _epoch_batches(self, loader: Iterable) -> Iterator:
-        """An iterator over this epoch's batches that skips the ones already trained on.
-
-        The RNG states at the start of the epoch are kept (and checkpointed): replaying them makes
-        the loader shuffle and augment exactly as before, so a resumed run sees the same batches.
-        """
-        generator = getattr(loader, "generator", None)
-        if self.batch_in_epoch == 0:
-            self._epoch_start_state = {"rng": rng_state(),
-                                       "loader": generator.get_state() if generator is not None else None}
-            return iter(loader)
-        if self._epoch_start_state is None:
-            raise CheckpointError("Cannot resume mid-epoch without the epoch's saved RNG state.")
-        now = rng_state()
-        set_rng_state(self._epoch_start_state["rng"])
-        if generator is not None and self._epoch_start_state["loader"] is not None:
-            generator.set_state(self._epoch_start_state["loader"])
-        batches = iter(loader)
-        for _ in range(self.batch_in_epoch):
-            next(batches)
-        set_rng_state(now)
-        return batches
-
     # -- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
         return {
             "format": CHECKPOINT_FORMAT,
-            "step": self.step, "epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch,
+            "step": self.step, **self.cursor.state_dict(),
             "models": {name: model.state_dict() for name, model in self.models.items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
@@ -273,20 +256,15 @@ class Trainer:
             "history": self.history.state_dict(),
             "seconds": self.seconds,
             "rng": self._rng_after_step,
-            "epoch_start": self._epoch_start_state,
         }
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
-        """Write the whole training state (atomically) and return its path."""
+        """Write the whole training state (atomically) and return its path; keep the newest ``keep_checkpoints``."""
         if path is None:
             if self.checkpoint_dir is None:
                 raise ValueError("No path given and no checkpoint_dir set: pass one of them.")
             path = self.checkpoint_dir / f"step_{self.step:07d}.pt"
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(".partial")
-        torch.save(self.state_dict(), partial)
-        os.replace(partial, path)
+        path = write_checkpoint(self.state_dict(), path)
         if self.checkpoint_dir is not None and path.parent == self.checkpoint_dir:
             for old in self.checkpoints()[:-self.keep_checkpoints]:
                 old.unlink()
@@ -294,9 +272,7 @@ class Trainer:
 
     def checkpoints(self) -> list[Path]:
         """This trainer's checkpoint files, oldest first."""
-        if self.checkpoint_dir is None or not self.checkpoint_dir.exists():
-            return []
-        return sorted(self.checkpoint_dir.glob("step_*.pt"), key=lambda p: int(re.findall(r"\d+", p.stem)[0]))
+        return checkpoint_paths(self.checkpoint_dir) if self.checkpoint_dir is not None else []
 
     def latest_checkpoint(self) -> Path | None:
         found = self.checkpoints()
@@ -321,9 +297,9 @@ class Trainer:
             ) from error
         self.scaler.load_state_dict(state["scaler"])
         self.history.load_state_dict(state["history"])
-        self.step, self.epoch, self.batch_in_epoch = state["step"], state["epoch"], state["batch_in_epoch"]
+        self.step = state["step"]
+        self.cursor.load_state_dict(state)
         self.seconds = state.get("seconds", 0.0)  # checkpoints written before it was kept carry none
-        self._epoch_start_state = state["epoch_start"]
         self._rng_after_step = state["rng"]
         set_rng_state(state["rng"])
 
@@ -368,6 +344,10 @@ class Trainer:
             return steps
         if _length(loader) is None:
             raise ValueError("This loader has no length, so epochs= cannot be counted: pass steps= instead.")
+        if epochs < 1:
+            raise ValueError(f"epochs must be >= 1, got {epochs}.")
+        if len(loader) == 0:
+            raise EmptyLoaderError(EMPTY_LOADER)
         return epochs * len(loader)
 
     def _postfix(self, samples_per_second: float) -> dict[str, str]:
@@ -393,34 +373,6 @@ def supervised_step(loss_fn: Callable[[torch.Tensor, Any], torch.Tensor]) -> Ste
             return loss_fn(ctx.model(inputs), targets)
 
     return step
-
-
-@contextmanager
-def evaluating(*models: nn.Module) -> Iterator[None]:
-    """Eval mode and no gradients inside the block; each model's previous mode is restored after."""
-    modes = [model.training for model in models]
-    for model in models:
-        model.eval()
-    try:
-        with torch.no_grad():
-            yield
-    finally:
-        for model, mode in zip(models, modes):
-            model.train(mode)
-
-
-def predict(model: nn.Module, loader: Iterable, *, device: str | torch.device | None = None,
-            amp: AmpPolicy | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-    """Run ``model`` over ``(inputs, targets)`` batches; returns all outputs and targets on the CPU."""
-    device = pick_device(device) if device is not None else next(model.parameters()).device
-    amp = amp or amp_policy(device, enabled=False)
-    outputs, targets = [], []
-    with evaluating(model):
-        for inputs, target in loader:
-            with amp.autocast():
-                outputs.append(model(to_device(inputs, device)).float().cpu())
-            targets.append(target)
-    return torch.cat(outputs), torch.cat(targets)
 
 
 def _length(loader: Iterable) -> int | None:

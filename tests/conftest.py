@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from cvcourse import quality
+from cvcourse.recipes import judge
 
 
 @pytest.fixture(scope="module")
@@ -19,10 +19,9 @@ def one_thread():
 def tiny_world(tmp_path, monkeypatch):
     """A private cache, one thread, and a tiny judge recipe (the real one trains for a minute)."""
     monkeypatch.setenv("CVCOURSE_CACHE", str(tmp_path))
-    monkeypatch.setattr(quality, "TRAIN_SIZE", 64)
-    monkeypatch.setattr(quality, "TEST_SIZE", 32)
-    monkeypatch.setattr(quality, "GLYPH_RECIPE", {"width": 4, "steps": 2, "batch_size": 16, "lr": 1e-3, "seed": 0})
-    monkeypatch.setattr(quality, "MIN_ACCURACY", 0.0)
+    monkeypatch.setattr(judge, "RECIPE", judge.JudgeRecipe(width=4, steps=2, batch_size=16, lr=1e-3, train_size=64,
+                                                           test_size=32))
+    monkeypatch.setattr(judge, "MIN_ACCURACY", 0.0)
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     yield

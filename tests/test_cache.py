@@ -15,7 +15,7 @@ from cvcourse.cache import (
     config_key,
     tensor_digest,
 )
-from cvcourse.device import seed_everything
+from cvcourse.seeding import seed_everything
 from cvcourse.train import Trainer, supervised_step
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cvcourse import bench
+from cvcourse.benchmarks.detection import difference, differences, pycocotools_metrics, random_case
 from cvcourse.data import ShapesScenes
 from cvcourse.detection import (
     average_precision,
@@ -15,7 +16,6 @@ from cvcourse.detection import (
     precision_recall_curve,
     to_coco,
 )
-from cvcourse.experiments.detection import difference, differences, pycocotools_metrics, random_case
 
 CASES = 50
 TOLERANCE = 1e-3

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from cvcourse.detection.fcos import LEVEL_RANGES, assign, centerness_target, decode, fcos_loss, level_points
-from cvcourse.device import seed_everything
 from cvcourse.models.detector import STRIDES, DenseDetector
+from cvcourse.seeding import seed_everything
 
 
 def test_outputs_per_level_have_the_right_shapes_and_positive_distances():
@@ -104,7 +104,7 @@ def test_bad_images_are_explained():
 def test_scene_memory_flips_boxes_with_the_image():
     from torchvision import tv_tensors
 
-    from cvcourse.detection.fit import SceneMemory
+    from cvcourse.detection.training import SceneMemory
 
     image = tv_tensors.Image(torch.rand(3, 32, 48))
     target = {"boxes": tv_tensors.BoundingBoxes([[0.0, 2.0, 10.0, 12.0]], format="XYXY", canvas_size=(32, 48)),
@@ -120,7 +120,7 @@ def test_scene_memory_flips_boxes_with_the_image():
 
 def test_train_detector_and_detect_return_torchvision_style_results():
     from cvcourse.data import detection_scenes
-    from cvcourse.detection.fit import detect, train_detector
+    from cvcourse.detection.training import detect, train_detector
 
     scenes = detection_scenes("train", 8, image_size=64)
     seed_everything(0)

@@ -1,13 +1,11 @@
-"""Tests for cvcourse.device: device choice, AMP policy, seeding, RNG state, loaders, moving data."""
+"""Tests for cvcourse.device: device choice, AMP policy, loaders, moving data, reports."""
 
 import os
-import random
 import subprocess
 import sys
 from collections import namedtuple
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 import torchvision
@@ -33,17 +31,6 @@ def fake_machine(monkeypatch, cuda_count: int = 0, mps: bool = False, bf16: bool
     monkeypatch.setattr(torch.cuda, "device_count", lambda: cuda_count)
     monkeypatch.setattr(torch.cuda, "get_device_capability", lambda device=None: (8, 0) if bf16 else (7, 5))
     monkeypatch.setattr(torch.backends.mps, "is_available", lambda: mps)
-
-
-def draws() -> tuple:
-    """One draw from every generator, including the cached Gaussians of python and numpy."""
-    return (
-        random.random(),
-        random.gauss(0.0, 1.0),
-        np.random.rand(3).tolist(),
-        np.random.normal(size=1).tolist(),
-        torch.rand(3).tolist(),
-    )
 
 
 # pick_device ---------------------------------------------------------------------------------
@@ -156,55 +143,6 @@ def test_cpu_autocast_gives_bf16_only_when_enabled():
 def test_grad_scaler_enabled_only_for_fp16_on_cuda(monkeypatch, device, bf16_gpu, scaler_on):
     fake_machine(monkeypatch, cuda_count=1, bf16=bf16_gpu)
     assert dev.amp_policy(device, enabled=True).make_scaler().is_enabled() == scaler_on
-
-
-# seeding and RNG state -----------------------------------------------------------------------
-
-
-def test_seed_everything_reproduces_python_numpy_and_torch_draws():
-    dev.seed_everything(123)
-    first = draws()
-    dev.seed_everything(123)
-    assert draws() == first
-    dev.seed_everything(124)
-    assert draws() != first
-
-
-def test_seed_everything_deterministic_sets_and_restores_flags(monkeypatch):
-    monkeypatch.delenv("CUBLAS_WORKSPACE_CONFIG", raising=False)
-    try:
-        dev.seed_everything(0, deterministic=True)
-        assert torch.are_deterministic_algorithms_enabled()
-        assert torch.is_deterministic_algorithms_warn_only_enabled()
-        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
-        assert os.environ["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
-    finally:
-        dev.seed_everything(0, deterministic=False)
-    assert not torch.are_deterministic_algorithms_enabled()
-    assert not torch.backends.cudnn.deterministic
-    assert "CUBLAS_WORKSPACE_CONFIG" not in os.environ
-
-
-@pytest.mark.parametrize("seed", [-1, 2**32, 1.5, "0", True])
-def test_seed_everything_rejects_bad_seed(seed):
-    with pytest.raises(ValueError, match=r"expected an int seed in \[0, 2\*\*32\).*seed=0"):
-        dev.seed_everything(seed)
-
-
-def test_rng_state_survives_weights_only_checkpoint(tmp_path):
-    dev.seed_everything(7)
-    draws()  # leave the generators mid-stream, with cached Gaussians
-    torch.save({"rng": dev.rng_state()}, tmp_path / "checkpoint.pt")
-    expected = draws()
-    draws()
-    dev.set_rng_state(torch.load(tmp_path / "checkpoint.pt", weights_only=True)["rng"])
-    assert draws() == expected
-
-
-@pytest.mark.parametrize("bad", [{"python": None}, [1, 2], None])
-def test_set_rng_state_rejects_other_objects(bad):
-    with pytest.raises(ValueError, match=r"expected the dict returned by cvcourse.device.rng_state\(\)"):
-        dev.set_rng_state(bad)
 
 
 # loader_kwargs -------------------------------------------------------------------------------
@@ -393,20 +331,6 @@ def test_cuda_default_policy_and_bf16_autocast():
 
 
 @needs_cuda
-def test_cuda_seeding_and_rng_state(tmp_path):
-    dev.seed_everything(5)
-    first = torch.rand(4, device="cuda")
-    dev.seed_everything(5)
-    assert torch.equal(torch.rand(4, device="cuda"), first)
-    state = dev.rng_state()
-    assert len(state["cuda"]) == torch.cuda.device_count()
-    torch.save(state, tmp_path / "rng.pt")
-    expected = torch.rand(4, device="cuda")
-    dev.set_rng_state(torch.load(tmp_path / "rng.pt", weights_only=True))
-    assert torch.equal(torch.rand(4, device="cuda"), expected)
-
-
-@needs_cuda
 def test_cuda_to_device_loader_and_reports(capsys):
     batch = detection_batch()
     check_moved(dev.to_device(batch, "cuda", non_blocking=True), batch, torch.device("cuda"))
@@ -420,16 +344,3 @@ def test_cuda_to_device_loader_and_reports(capsys):
     assert dev.environment_report()["gpu_name"] == name
     assert dev.main(["--check"]) == 0
     assert "torchvision.ops.nms runs on cuda: OK" in capsys.readouterr().out
-
-
-def test_median_seconds_skips_the_warm_up_and_takes_the_median(monkeypatch):
-    durations = iter([30.0, 1.0, 2.0, 9.0, 1.0, 2.0])  # a slow first call, then a spread
-    clock = [0.0]
-
-    def step():  # the fake clock advances by this call's duration
-        clock[0] += next(durations)
-
-    monkeypatch.setattr(dev.time, "perf_counter", lambda: clock[0])
-    assert dev.median_seconds(step, "cpu", repeats=5, warmup=1) == 2.0  # median of 1, 2, 9, 1, 2; 30 s not counted
-    with pytest.raises(ValueError, match="repeats must be >= 1"):
-        dev.median_seconds(step, "cpu", repeats=0, warmup=1)

@@ -7,7 +7,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from cvcourse.diffusion import (
     NoiseSchedule,
     diffusion_loss,
-    diffusion_step,
+    diffusion_training_step,
     drop_labels,
     min_snr_weights,
     predict_eps,
@@ -111,14 +111,14 @@ def test_diffusion_step_trains_with_the_trainer():
     images, labels = torch.rand(8, 1, 8, 8), torch.tensor([0, 1] * 4)
     loader = DataLoader(TensorDataset(images, labels), batch_size=4)
     trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=1e-2),
-                      diffusion_step(schedule, conditional=True, drop_label_prob=0.5, min_snr_gamma=5.0),
+                      diffusion_training_step(schedule, conditional=True, drop_label_prob=0.5, min_snr_gamma=5.0),
                       device="cpu", progress=False)
     trainer.fit(loader, steps=4)
     _, losses = trainer.history.series("loss")
     assert len(losses) == 4 and all(0 < loss < 2 for loss in losses)
     assert model.unet.head.weight.abs().sum() > 0
     with pytest.raises(ValueError, match="conditional=True"):
-        diffusion_step(schedule, drop_label_prob=0.1)
+        diffusion_training_step(schedule, drop_label_prob=0.1)
 
 
 def test_drop_labels_uses_the_null_label_with_the_given_probability():

@@ -5,10 +5,10 @@ import torch
 from skimage.filters import threshold_otsu
 from torchvision.transforms.v2.functional import center_crop
 
-from cvcourse import exercises, metrics
+from cvcourse import exercises
 from cvcourse.exercises import ExerciseFailed
 from cvcourse.exercises import segmentation as seg_exercises
-from cvcourse.segmentation import otsu_threshold
+from cvcourse.segmentation import metrics, otsu_threshold
 
 # ---------------------------------------------------------------------------------------------
 # iou_and_dice
@@ -46,7 +46,7 @@ def test_iou_and_dice_accepts_the_metrics_and_a_hand_written_solution(capsys):
     assert exercises.check("iou_and_dice", lambda p, t: (metrics.iou(p, t), metrics.dice(p, t)))
     assert exercises.check("iou_and_dice", iou_and_dice_by_hand)
     assert capsys.readouterr().out.splitlines() == [
-        "✓ iou_and_dice: all 6 cases match cvcourse.metrics.iou and cvcourse.metrics.dice"
+        "✓ iou_and_dice: all 6 cases match cvcourse.segmentation.metrics.iou and cvcourse.segmentation.metrics.dice"
     ] * 2
 
 

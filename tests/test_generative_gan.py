@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from cvcourse.device import seed_everything
 from cvcourse.generative.gan import (
     GENERATOR_LOSSES,
     discriminator_loss,
@@ -14,6 +13,7 @@ from cvcourse.generative.gan import (
     generator_loss,
 )
 from cvcourse.models import Discriminator, Generator
+from cvcourse.seeding import seed_everything
 from cvcourse.train import Trainer
 
 LATENT, CLASSES = 8, 4

@@ -9,11 +9,11 @@ import torch.nn.functional as F
 from torch.distributions import Normal, kl_divergence
 from torch.utils.data import DataLoader, TensorDataset
 
-from cvcourse.device import seed_everything
-from cvcourse.generative.vae import gaussian_kl, reparameterize, vae_loss, vae_step
+from cvcourse.generative.vae import gaussian_kl, vae_loss, vae_step
 from cvcourse.models import VAE
+from cvcourse.models.vae import reparameterize
+from cvcourse.seeding import seed_everything
 from cvcourse.train import Trainer
-
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

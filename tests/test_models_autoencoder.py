@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from cvcourse.diffusion import LatentSpace
-from cvcourse.generative.fit import train_vae
+from cvcourse.generative.training import train_vae
 from cvcourse.models import KLAutoencoder
 
 pytestmark = pytest.mark.usefixtures("one_thread")

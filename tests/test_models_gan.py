@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from cvcourse.models import Discriminator, Generator
-from cvcourse.models.gan import dcgan_init, upsampling_plan
+from cvcourse.models.blocks import upsampling_plan
+from cvcourse.models.gan import dcgan_init
 
 LATENT, CLASSES = 16, 10
 

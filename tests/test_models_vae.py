@@ -5,8 +5,8 @@ import pytest
 import torch
 from torch import nn
 
-from cvcourse.generative.vae import reparameterize
 from cvcourse.models import VAE
+from cvcourse.models.vae import reparameterize
 
 LATENT = 6
 

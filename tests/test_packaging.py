@@ -1,8 +1,8 @@
 """The two install paths (pip/pyproject and conda/environment.yml) ask for the same runtime packages."""
 
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 from packaging.requirements import Requirement
 

@@ -9,7 +9,6 @@ import torch
 from cvcourse import exercises, student
 from cvcourse.exercises import ExerciseFailed
 
-
 SOLUTION = '''\
 import torch
 

@@ -11,9 +11,9 @@ from torch.utils.data import DataLoader, Dataset
 
 from cvcourse import checkpoint as checkpoint_module
 from cvcourse.checkpoint import CheckpointError, read_checkpoint
-from cvcourse.device import seed_everything
 from cvcourse.history import Every, History
-from cvcourse.train import NonFiniteLossError, Trainer, evaluating, predict, supervised_step
+from cvcourse.seeding import seed_everything
+from cvcourse.train import NonFiniteLossError, Trainer, supervised_step
 
 
 class NoisyPoints(Dataset):
@@ -310,16 +310,6 @@ def test_history_records_and_round_trips():
     assert copy.names() == ["loss", "accuracy"] and copy.last("accuracy") == 0.5
     with pytest.raises(KeyError, match="logged: loss, accuracy"):
         history.series("dice")
-
-
-def test_predict_and_evaluating_restore_the_mode():
-    model = make_model().train()
-    outputs, targets = predict(model, DataLoader(NoisyPoints(), batch_size=16))
-    assert outputs.shape == (96, 2) and targets.shape == (96,)
-    assert model.training
-    with evaluating(model):
-        assert not model.training and not torch.is_grad_enabled()
-    assert model.training
 
 
 def test_live_plot_updates_one_display(monkeypatch):

@@ -9,7 +9,7 @@ function takes a ``NoiseSchedule`` and a noise predictor ``model(x_t, t, labels)
 from cvcourse.diffusion.autoguidance import AutoGuided
 from cvcourse.diffusion.forward import (
     diffusion_loss,
-    diffusion_step,
+    diffusion_training_step,
     drop_labels,
     min_snr_weights,
     predict_eps,
@@ -49,7 +49,7 @@ __all__ = [
     "ddpm_sample",
     "ddpm_step",
     "diffusion_loss",
-    "diffusion_step",
+    "diffusion_training_step",
     "drop_labels",
     "eps_theta",
     "guided_eps",

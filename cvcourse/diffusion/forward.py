@@ -122,7 +122,7 @@ def to_image_range(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1) / 2).clamp(0, 1)
 
 
-def diffusion_step(schedule: NoiseSchedule, *, conditional: bool = False, drop_label_prob: float = 0.0,
+def diffusion_training_step(schedule: NoiseSchedule, *, conditional: bool = False, drop_label_prob: float = 0.0,
                    min_snr_gamma: float | None = None, pixels: bool = True) -> Callable:
     """The Trainer step of DDPM training (Algorithm 1) on ``(x, labels)`` batches.
 

@@ -86,6 +86,14 @@ class NoiseSchedule:
         """``NoiseSchedule(cosine_betas(T, ...))``."""
         return cls(cosine_betas(T, **kwargs))
 
+    @classmethod
+    def named(cls, name: str, T: int = 1000) -> NoiseSchedule:
+        """The ``"linear"`` or ``"cosine"`` schedule of ``T`` steps, by name (as a recipe's settings give it)."""
+        makers = {"linear": cls.linear, "cosine": cls.cosine}
+        if name not in makers:
+            raise ValueError(f"unknown schedule {name!r}; choose one of {', '.join(makers)}.")
+        return makers[name](T)
+
     @property
     def T(self) -> int:
         """The number of diffusion steps."""

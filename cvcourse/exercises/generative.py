@@ -16,6 +16,7 @@ import torch.nn.functional as F
 
 from cvcourse.exercises import ExerciseFailed, call_answer, checker
 from cvcourse.generative import gan, vae
+from cvcourse.models.vae import reparameterize
 
 RTOL, ATOL = 1e-4, 1e-5
 NO_GRADIENT_HINT = (
@@ -121,18 +122,18 @@ def reparameterize_hint(got: torch.Tensor, answer: Callable[..., Any], case: str
 
 @checker("reparameterize")
 def check_reparameterize(answer: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]) -> str:
-    """Compare values with ``cvcourse.generative.vae.reparameterize`` on every case, and the gradients with
+    """Compare values with ``cvcourse.models.vae.reparameterize`` on every case, and the gradients with
     respect to mu and logvar on the first: the point of the trick (Kingma & Welling 2014, section 2.4)."""
     cases = reparameterize_cases()
     for case, mu, logvar, noise in cases:
         result = call_answer("reparameterize", answer, case, mu.clone(), logvar.clone(), noise.clone())
         got = returned_tensor(result, "reparameterize", case, mu.shape,
                               lambda shape: "z is one sample per entry of mu, so it has the shape of mu")
-        if not close(got, vae.reparameterize(mu, logvar, noise)):
+        if not close(got, reparameterize(mu, logvar, noise)):
             raise ExerciseFailed(f"wrong z for {case}: {reparameterize_hint(got, answer, case, mu, logvar, noise)}")
     case, mu, logvar, noise = cases[0]
-    check_gradients("reparameterize", answer, vae.reparameterize, case, [mu, logvar, noise], ["mu", "logvar"])
-    return f"all {len(cases)} cases match cvcourse.generative.vae.reparameterize, and gradients reach mu and logvar"
+    check_gradients("reparameterize", answer, reparameterize, case, [mu, logvar, noise], ["mu", "logvar"])
+    return f"all {len(cases)} cases match cvcourse.models.vae.reparameterize, and gradients reach mu and logvar"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """Segmentation exercises: iou_and_dice, otsu_threshold and U-Net's crop_and_concat.
 
 Each checker runs the student's function on deterministic cases, compares it with the course's
-implementation (``cvcourse.metrics``, ``cvcourse.segmentation.threshold``) or a short reference,
+implementation (``cvcourse.segmentation.metrics``, ``cvcourse.segmentation.threshold``) or a short reference,
 and names the common mistake behind a wrong result.
 """
 
@@ -13,8 +13,8 @@ from typing import Any
 
 import torch
 
-from cvcourse import metrics
 from cvcourse.exercises import ExerciseFailed, call_answer, checker
+from cvcourse.segmentation import metrics
 from cvcourse.segmentation.threshold import between_class_variance, otsu_threshold
 
 # ---------------------------------------------------------------------------------------------
@@ -80,7 +80,7 @@ def iou_and_dice_hint(got: tuple[float, float], pred: torch.Tensor, target: torc
 
 @checker("iou_and_dice")
 def check_iou_and_dice(answer: Callable[[torch.Tensor, torch.Tensor], tuple[Any, Any]]) -> str:
-    """Compare with ``cvcourse.metrics.iou`` and ``cvcourse.metrics.dice`` (two empty masks score 1.0)."""
+    """Compare with ``cvcourse.segmentation.metrics.iou`` and ``dice`` (two empty masks score 1.0)."""
     cases = iou_and_dice_cases()
     for case, pred, target in cases:
         result = call_answer("iou_and_dice", answer, case, pred.clone(), target.clone())
@@ -93,7 +93,7 @@ def check_iou_and_dice(answer: Callable[[torch.Tensor, torch.Tensor], tuple[Any,
         expected = (metrics.iou(pred, target).item(), metrics.dice(pred, target).item())
         if not all(math.isclose(a, b, abs_tol=1e-6) for a, b in zip(got, expected)):
             raise ExerciseFailed(f"wrong scores for {case}: {iou_and_dice_hint(got, pred, target)}")
-    return f"all {len(cases)} cases match cvcourse.metrics.iou and cvcourse.metrics.dice"
+    return f"all {len(cases)} cases match cvcourse.segmentation.metrics.iou and cvcourse.segmentation.metrics.dice"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -19,18 +19,6 @@ import torch
 REDUCTIONS = ("sum", "mean")
 
 
-def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
-    """``z = mu + sigma * eps`` with ``sigma = exp(logvar / 2)`` and ``eps ~ N(0, I)`` (section 2.4).
-
-    The randomness sits in ``eps``, outside the network, so gradients flow to ``mu`` and ``logvar``.
-    """
-    if mu.shape != logvar.shape:
-        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}.")
-    if noise is None:
-        noise = torch.randn_like(mu)
-    return mu + torch.exp(0.5 * logvar) * noise
-
-
 def gaussian_kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """``KL(N(mu, diag(exp(logvar))) || N(0, I))`` per sample, summed over the latent dimensions: shape (B,).
 

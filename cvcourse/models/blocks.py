@@ -24,6 +24,26 @@ NORMS = ("batch", "group", "instance", "none")
 UPSAMPLING = ("transpose", "bilinear")
 
 
+def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
+    """3x3 convolution (no bias: batch norm adds its own), batch norm, ReLU."""
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
+        nn.BatchNorm2d(out_channels),
+        nn.ReLU(inplace=True),
+    )
+
+
+def upsampling_plan(image_size: int) -> tuple[int, int]:
+    """``(start, doublings)`` with ``start * 2**doublings == image_size``: 28 -> (7, 2), 32 -> (4, 3), 64 -> (4, 4)."""
+    start, doublings = image_size, 0
+    while isinstance(image_size, int) and start % 2 == 0 and start > 7:
+        start, doublings = start // 2, doublings + 1
+    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 28 or start not in (4, 7):
+        raise ValueError(f"image_size must be 4 or 7 times a power of two, at least 28 (e.g. 28, 32, 64); "
+                         f"got {image_size}. Resize the images, e.g. with transforms.v2.Resize(32).")
+    return start, doublings
+
+
 def group_count(channels: int) -> int:
     """The groups of the course's group norm: 8, or one per channel below 8 (Wu & He 2018 used 32 on wider nets)."""
     return min(8, channels)

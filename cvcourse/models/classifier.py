@@ -10,14 +10,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
-    """3x3 convolution (no bias: batch norm adds its own), batch norm, ReLU."""
-    return nn.Sequential(
-        nn.Conv2d(in_channels, out_channels, kernel_size=3, padding=1, bias=False),
-        nn.BatchNorm2d(out_channels),
-        nn.ReLU(inplace=True),
-    )
+from cvcourse.models.blocks import conv_bn_relu
 
 
 class SmallCNN(nn.Module):

@@ -22,8 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cvcourse.models.blocks import norm_layer
-from cvcourse.models.classifier import conv_bn_relu
+from cvcourse.models.blocks import conv_bn_relu, norm_layer
 
 STRIDES = (4, 8, 16)
 

@@ -21,16 +21,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-
-def upsampling_plan(image_size: int) -> tuple[int, int]:
-    """``(start, doublings)`` with ``start * 2**doublings == image_size``: 28 -> (7, 2), 32 -> (4, 3), 64 -> (4, 4)."""
-    start, doublings = image_size, 0
-    while isinstance(image_size, int) and start % 2 == 0 and start > 7:
-        start, doublings = start // 2, doublings + 1
-    if not isinstance(image_size, int) or isinstance(image_size, bool) or image_size < 28 or start not in (4, 7):
-        raise ValueError(f"image_size must be 4 or 7 times a power of two, at least 28 (e.g. 28, 32, 64); "
-                         f"got {image_size}. Resize the images, e.g. with transforms.v2.Resize(32).")
-    return start, doublings
+from cvcourse.models.blocks import upsampling_plan
 
 
 def dcgan_init(module: nn.Module) -> None:
@@ -47,7 +38,7 @@ def dcgan_init(module: nn.Module) -> None:
         nn.init.zeros_(module.bias)
 
 
-def check_labels(labels: torch.Tensor | None, num_classes: int | None, batch_size: int, who: str) -> None:
+def check_condition_labels(labels: torch.Tensor | None, num_classes: int | None, batch_size: int, who: str) -> None:
     """Labels are required by a conditional model, refused by an unconditional one, and lie in [0, num_classes)."""
     if num_classes is None:
         if labels is not None:
@@ -89,7 +80,7 @@ class Generator(nn.Module):
         if z.ndim != 2 or z.shape[1] != self.latent_dim:
             raise ValueError(f"The generator expects latents of shape (B, {self.latent_dim}), got {tuple(z.shape)}; "
                              f"draw them with torch.randn(batch_size, {self.latent_dim}).")
-        check_labels(labels, self.num_classes, len(z), "generator")
+        check_condition_labels(labels, self.num_classes, len(z), "generator")
         if self.label_embedding is not None:
             z = torch.cat([z, self.label_embedding(labels)], dim=1)
         return self.upsample(self.project(z))
@@ -147,7 +138,7 @@ class Discriminator(nn.Module):
             raise ValueError(f"The discriminator expects images in [-1, 1] (the generator's Tanh range), got values "
                              f"in [{images.min().item():.3g}, {images.max().item():.3g}]; map [0, 1] images with "
                              "images * 2 - 1.")
-        check_labels(labels, self.num_classes, len(images), "discriminator")
+        check_condition_labels(labels, self.num_classes, len(images), "discriminator")
         if self.label_map is not None:
             label_channel = self.label_map(labels).view(-1, 1, self.image_size, self.image_size)
             images = torch.cat([images, label_channel], dim=1)

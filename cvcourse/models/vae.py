@@ -11,8 +11,19 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from cvcourse.generative.vae import reparameterize
-from cvcourse.models.gan import upsampling_plan
+from cvcourse.models.blocks import upsampling_plan
+
+
+def reparameterize(mu: torch.Tensor, logvar: torch.Tensor, noise: torch.Tensor | None = None) -> torch.Tensor:
+    """``z = mu + sigma * eps`` with ``sigma = exp(logvar / 2)`` and ``eps ~ N(0, I)`` (section 2.4).
+
+    The randomness sits in ``eps``, outside the network, so gradients flow to ``mu`` and ``logvar``.
+    """
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} and {tuple(logvar.shape)}.")
+    if noise is None:
+        noise = torch.randn_like(mu)
+    return mu + torch.exp(0.5 * logvar) * noise
 
 
 def check_unit_range(images: torch.Tensor, model: str) -> None:

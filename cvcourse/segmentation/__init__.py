@@ -1,6 +1,4 @@
-"""Segmentation: Otsu thresholding and connected objects, losses, the U-Net paper's weight map, training."""
-
-from cvcourse.segmentation.fit import segment, segmentation_step, train_segmentation
+"""Segmentation: Otsu thresholding and connected objects, metrics, losses, the U-Net paper's weight map, training."""
 
 from cvcourse.segmentation.losses import (
     bce_dice_loss,
@@ -12,9 +10,11 @@ from cvcourse.segmentation.threshold import (
     between_class_variance,
     count_objects,
     label_objects,
+    otsu_masks,
     otsu_threshold,
     threshold,
 )
+from cvcourse.segmentation.training import segment, segmentation_step, train_segmentation
 from cvcourse.segmentation.weight_map import class_balance_weights, unet_weight_map
 
 __all__ = [
@@ -25,6 +25,7 @@ __all__ = [
     "count_objects",
     "dice_loss",
     "label_objects",
+    "otsu_masks",
     "otsu_threshold",
     "segment",
     "segmentation_step",

@@ -17,7 +17,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from cvcourse.metrics import check_labels
+from cvcourse.segmentation.metrics import check_class_labels
 
 
 def check_logits_and_target(logits: torch.Tensor, target: torch.Tensor) -> None:
@@ -34,7 +34,7 @@ def check_logits_and_target(logits: torch.Tensor, target: torch.Tensor) -> None:
             "pass target[:, 0]"
         )
     num_classes = max(logits.shape[1], 2)  # one channel: the binary labels 0 and 1
-    check_labels(target, num_classes, "target")
+    check_class_labels(target, num_classes, "target")
     expected = (logits.shape[0], *logits.shape[2:])
     if tuple(target.shape) != expected:
         raise ValueError(

@@ -70,6 +70,15 @@ def otsu_threshold(image: torch.Tensor, bins: int = 256) -> float:
     return centres[variance.nan_to_num(0.0).argmax()].item()
 
 
+def otsu_masks(images: torch.Tensor) -> torch.Tensor:
+    """Each grayscale image of a batch thresholded at its own Otsu threshold: (N, 1, H, W) -> (N, H, W) int64."""
+    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] != 1:
+        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
+        raise ValueError(f"otsu_masks expects a batch of grayscale images (N, 1, H, W), got {shape}; add the channel "
+                         "dimension with images.unsqueeze(1), or convert colour images to grayscale first.")
+    return torch.stack([(image[0] > otsu_threshold(image[0])).long() for image in images])
+
+
 def threshold(image: torch.Tensor, t: float) -> torch.Tensor:
     """The bool mask ``image > t`` (foreground strictly above the threshold, as with skimage)."""
     return image > t

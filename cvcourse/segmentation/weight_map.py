@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from scipy import ndimage
 
-from cvcourse.metrics import check_labels
+from cvcourse.segmentation.metrics import check_class_labels
 
 
 def check_instances(instances: torch.Tensor) -> None:
@@ -76,7 +76,7 @@ def unet_weight_map(
     check_instances(instances)
     if mask is None:
         mask = instances > 0
-    check_labels(mask, 2, "mask")
+    check_class_labels(mask, 2, "mask")
     if mask.shape != instances.shape:
         raise ValueError(
             f"mask should have the instances' shape {tuple(instances.shape)}, got {tuple(mask.shape)}; "

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from cvcourse import bench
-from cvcourse.device import seed_everything
 from cvcourse.models import UNet
+from cvcourse.seeding import seed_everything
 from cvcourse.segmentation import bce_dice_loss, segment, train_segmentation, weighted_bce
 
 

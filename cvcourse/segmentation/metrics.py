@@ -19,7 +19,7 @@ import torch
 MAX_LISTED_VALUES = 10
 
 
-def check_labels(labels: torch.Tensor, num_classes: int, name: str, ignore_index: int | None = None) -> None:
+def check_class_labels(labels: torch.Tensor, num_classes: int, name: str, ignore_index: int | None = None) -> None:
     """Raise a ValueError naming the problem and the fix unless ``labels`` is a bool or integer tensor
     with values in [0, num_classes) (``ignore_index`` allowed too)."""
     if not isinstance(labels, torch.Tensor):
@@ -67,8 +67,8 @@ def confusion_matrix(
     """
     if isinstance(num_classes, bool) or not isinstance(num_classes, int) or num_classes < 1:
         raise ValueError(f"num_classes should be a positive integer, got {num_classes!r}; use 2 for binary masks")
-    check_labels(target, num_classes, "target", ignore_index)
-    check_labels(pred, num_classes, "pred")
+    check_class_labels(target, num_classes, "target", ignore_index)
+    check_class_labels(pred, num_classes, "pred")
     check_same_shape(pred, target)
     pred, target = pred.long().flatten(), target.long().flatten()
     if ignore_index is not None:
@@ -120,8 +120,8 @@ def dice_per_class(cm: torch.Tensor) -> torch.Tensor:
 
 def check_binary_masks(pred_mask: torch.Tensor, true_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Both masks as bool, after checking they are binary (H, W) or (B, H, W) masks of one shape."""
-    check_labels(pred_mask, 2, "pred_mask")
-    check_labels(true_mask, 2, "true_mask")
+    check_class_labels(pred_mask, 2, "pred_mask")
+    check_class_labels(true_mask, 2, "true_mask")
     check_same_shape(pred_mask, true_mask)
     if pred_mask.ndim not in (2, 3):
         raise ValueError(

@@ -13,9 +13,11 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from cvcourse.data.memory import shuffled_batches
-from cvcourse.device import pick_device, seed_everything
+from cvcourse.device import pick_device
+from cvcourse.inference import predict
 from cvcourse.models.unet import logits_to_mask
-from cvcourse.train import Trainer, predict
+from cvcourse.seeding import seed_everything
+from cvcourse.train import Trainer
 
 LossFn = Callable[..., torch.Tensor]
 

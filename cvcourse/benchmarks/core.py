@@ -15,18 +15,19 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
-from cvcourse.bench import Outcome, register
+from cvcourse.benchmarks import Entry, Outcome
 from cvcourse.config import Config
 from cvcourse.data import SingleShapes
 from cvcourse.data.memory import materialize
-from cvcourse.device import seed_everything
 from cvcourse.models import SmallCNN
+from cvcourse.recipes import ch00_tour
+from cvcourse.seeding import seed_everything
 from cvcourse.train import Trainer, supervised_step
 
 
 def _setup(cfg: Config, num_classes: int) -> tuple[SmallCNN, torch.optim.Optimizer]:
     seed_everything(0)
-    model = SmallCNN(num_classes, width=cfg.width).to(cfg.device)
+    model = SmallCNN(num_classes, width=cfg.overhead.width).to(cfg.device)
     return model, torch.optim.AdamW(model.parameters(), lr=1e-3)
 
 
@@ -36,7 +37,7 @@ def hand_written_loop(cfg: Config, loader: DataLoader, num_classes: int) -> floa
     model.train()
     losses, step = [], 0
     started = time.perf_counter()
-    while step < cfg.steps:
+    while step < cfg.overhead.steps:
         for images, labels in loader:
             images, labels = images.to(cfg.device), labels.to(cfg.device)
             loss = F.cross_entropy(model(images), labels)
@@ -45,7 +46,7 @@ def hand_written_loop(cfg: Config, loader: DataLoader, num_classes: int) -> floa
             optimizer.step()
             losses.append(loss.item())
             step += 1
-            if step == cfg.steps:
+            if step == cfg.overhead.steps:
                 break
     return time.perf_counter() - started
 
@@ -55,19 +56,19 @@ def trainer_loop(cfg: Config, loader: DataLoader, num_classes: int) -> float:
     model, optimizer = _setup(cfg, num_classes)
     trainer = Trainer(model, optimizer, supervised_step(F.cross_entropy), device=cfg.device, live_plot=False)
     started = time.perf_counter()
-    trainer.fit(loader, steps=cfg.steps)
+    trainer.fit(loader, steps=cfg.overhead.steps)
     return time.perf_counter() - started
 
 
-@register("core.trainer_overhead", metric="Trainer / hand-written loop wall time", target="<= 1.05")
 def trainer_overhead(cfg: Config) -> Outcome:
-    dataset = SingleShapes(cfg.train_size, image_size=cfg.image_size, seed=0)
+    settings = cfg.overhead
+    dataset = SingleShapes(settings.train_size, image_size=settings.image_size, seed=0)
     images, labels = materialize(dataset)
-    loader = DataLoader(TensorDataset(images, labels), batch_size=cfg.batch_size, shuffle=True)
+    loader = DataLoader(TensorDataset(images, labels), batch_size=settings.batch_size, shuffle=True)
     hand_written_loop(cfg, loader, dataset.num_classes)  # warm-up: allocator, kernels, caches
     trainer_loop(cfg, loader, dataset.num_classes)
     ratios, hand, trainer = [], [], []
-    for repeat in range(cfg.repeats):
+    for repeat in range(settings.repeats):
         runs = {"hand": hand_written_loop, "trainer": trainer_loop}
         order = ["hand", "trainer"] if repeat % 2 == 0 else ["trainer", "hand"]
         seconds = {name: runs[name](cfg, loader, dataset.num_classes) for name in order}
@@ -76,4 +77,10 @@ def trainer_overhead(cfg: Config) -> Outcome:
         ratios.append(seconds["trainer"] / seconds["hand"])
     return Outcome(value=statistics.median(ratios),
                    details={"hand_s_median": statistics.median(hand), "trainer_s_median": statistics.median(trainer),
-                            "pair_ratios": " ".join(f"{r:.3f}" for r in ratios), "steps": cfg.steps})
+                            "pair_ratios": " ".join(f"{r:.3f}" for r in ratios), "steps": settings.steps})
+
+
+ENTRIES = (
+    Entry("core.trainer_overhead", "Trainer / hand-written loop wall time", ch00_tour, "trainer_overhead",
+          trainer_overhead),
+)

@@ -12,37 +12,25 @@ The classifier also judges each image: ``precision`` is the share of images it r
 k-NN precision of Kynkäänniemi et al. 2019), ``coverage`` how evenly the images spread over the classes (a GAN
 that collapses onto a few digits loses coverage), ``label_accuracy`` how often a class-conditional generator
 draws the class it was asked for. ``reference_points`` puts an FCD in context: the FCD of held-out real images
-(the floor a perfect generator reaches), of blurred ones and of noised ones.
+(the floor a perfect generator reaches), of blurred ones and of noised ones. The course's judge of glyphs is
+trained by :mod:`cvcourse.recipes.judge`.
 """
 
 from __future__ import annotations
 
 import math
-import os
 import warnings
 from collections.abc import Sequence
-from pathlib import Path
 
 import numpy as np
 import scipy.linalg
 import torch
-import torch.nn.functional as F
-from torch.utils.data import DataLoader, TensorDataset
 from torchvision.transforms.v2 import functional as TF
 
-from cvcourse.cache import cached_model, tensor_digest
-from cvcourse.data.glyphs import Glyphs, glyph_tensors
-from cvcourse.data.memory import shuffled_batches
-from cvcourse.device import pick_device, seed_everything
+from cvcourse.device import pick_device
+from cvcourse.inference import evaluating
 from cvcourse.models.classifier import SmallCNN
-from cvcourse.train import Trainer, evaluating, predict, require_finished, supervised_step
 
-TRAIN_SIZE, TEST_SIZE = 10_000, 2_000  # glyphs drawn for the judge: seed 0 to train on, seed 1 to test on
-# 1000 steps, not the ~200 that already pass 98%: a longer-trained judge is confident on real glyphs (precision of
-# held-out real 0.965 after 200 steps), so "precision" measures the samples, not the judge's doubt
-GLYPH_RECIPE = {"width": 32, "steps": 1000, "batch_size": 128, "lr": 3e-3, "seed": 0}
-MIN_ACCURACY = 0.98  # a weaker judge is refused
-CHECKPOINT_EVERY = 250
 SINGULAR_OFFSET = 1e-6  # added to the covariances' diagonals when their product is singular, as the FID code does
 CONVERSIONS = ("convert a Tanh output in [-1, 1] with (x + 1) / 2, uint8 or 0..255 values with x.float() / 255, "
                "small overshoots with x.clamp(0, 1)")
@@ -267,96 +255,6 @@ class ImageQuality:
         noise = torch.randn(held_out_images.shape, generator=torch.Generator().manual_seed(seed))
         noised = (held_out_images + noise_std * noise.to(held_out_images.device)).clamp(0, 1)
         return {"held_out": self.fcd(held_out_images), "blurred": self.fcd(blurred), "noised": self.fcd(noised)}
-
-
-def _classifier(num_classes: int, in_channels: int, width: int, seed: int) -> SmallCNN:
-    """A SmallCNN initialised from ``seed``, leaving the global random state as it was."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        return SmallCNN(num_classes, in_channels=in_channels, width=width)
-
-
-def _check_labels(labels: torch.Tensor, count: int, num_classes: int, name: str) -> None:
-    if not isinstance(labels, torch.Tensor) or labels.dtype != torch.int64 or labels.shape != (count,):
-        got = f"{labels.dtype} {tuple(labels.shape)}" if isinstance(labels, torch.Tensor) else type(labels).__name__
-        raise ValueError(f"{name} must be an int64 tensor ({count},), one class per image, got {got}.")
-    if labels.min() < 0 or labels.max() >= num_classes:
-        raise ValueError(f"{name} must be in 0..{num_classes - 1}; got {int(labels.min())}..{int(labels.max())}.")
-
-
-def _fit(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, *, steps: int, batch_size: int, lr: float,
-         seed: int, device: str | torch.device | None, progress: bool,
-         checkpoint_dir: str | os.PathLike | None = None) -> None:
-    """Cross-entropy with AdamW and a one-cycle schedule; resumes from ``checkpoint_dir`` if it holds a checkpoint."""
-    seed_everything(seed)
-    loader = shuffled_batches(images, labels, batch_size=batch_size, seed=seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-    trainer = Trainer(model, optimizer, supervised_step(F.cross_entropy), device=device, amp=False,
-                      schedulers=schedule, checkpoint_dir=checkpoint_dir, checkpoint_every=CHECKPOINT_EVERY,
-                      progress=progress, live_plot=False)
-    trainer.fit(loader, steps=steps, resume=checkpoint_dir is not None)
-    require_finished(trainer, steps)
-
-
-def _accuracy(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor) -> float:
-    logits, targets = predict(model, DataLoader(TensorDataset(images, labels), batch_size=500))
-    return float((logits.argmax(dim=1) == targets).double().mean())
-
-
-def train_quality_classifier(train_images: torch.Tensor, train_labels: torch.Tensor, test_images: torch.Tensor,
-                             test_labels: torch.Tensor, *, num_classes: int, width: int = GLYPH_RECIPE["width"],
-                             steps: int = GLYPH_RECIPE["steps"], batch_size: int = GLYPH_RECIPE["batch_size"],
-                             lr: float = GLYPH_RECIPE["lr"], seed: int = 0, device: str | torch.device | None = None,
-                             progress: bool = False) -> tuple[SmallCNN, float]:
-    """Train a SmallCNN judge on float images in [0, 1] and int64 labels (course Trainer, AdamW, one-cycle).
-
-    Returns the classifier (eval mode, on the CPU) and its accuracy on the test images.
-    """
-    channels = train_images.shape[1] if isinstance(train_images, torch.Tensor) and train_images.ndim == 4 else 1
-    for images, labels, name in ((train_images, train_labels, "train"), (test_images, test_labels, "test")):
-        check_images(images, channels, name=f"{name}_images")
-        _check_labels(labels, len(images), num_classes, f"{name}_labels")
-    model = _classifier(num_classes, channels, width, seed)
-    _fit(model, train_images, train_labels, steps=steps, batch_size=batch_size, lr=lr, seed=seed, device=device,
-         progress=progress)
-    return model.cpu().eval(), _accuracy(model, test_images, test_labels)
-
-
-def glyph_quality(image_size: int = 28, *, device: str | torch.device | None = None, rebuild: bool = False,
-                  progress: bool = False) -> ImageQuality:
-    """The course's judge of generated glyphs, trained once per machine (``GLYPH_RECIPE``) and cached.
-
-    The recipe does not depend on the profile, so FCD values compare across profiles (on one machine: each
-    machine trains its own judge, and rounding makes judges differ slightly). The classifier learns
-    ``glyph_tensors(TRAIN_SIZE, image_size, seed=0)``, is tested on ``glyph_tensors(TEST_SIZE, image_size,
-    seed=1)`` (``quality.accuracy``), and the reference statistics are the features of its training glyphs
-    (cached with it). Raises RuntimeError if its held-out accuracy is below ``MIN_ACCURACY``.
-    """
-    train_images, train_labels = glyph_tensors(TRAIN_SIZE, image_size, seed=0)
-    config = {**GLYPH_RECIPE, "image_size": image_size, "test_size": TEST_SIZE,
-              "train_data": tensor_digest(train_images, train_labels)}
-
-    def build() -> SmallCNN:
-        return _classifier(Glyphs.num_classes, train_images.shape[1], GLYPH_RECIPE["width"], GLYPH_RECIPE["seed"])
-
-    def train(model: SmallCNN, checkpoint_dir: Path) -> dict:
-        test_images, test_labels = glyph_tensors(TEST_SIZE, image_size, seed=1)
-        _fit(model, train_images, train_labels, steps=GLYPH_RECIPE["steps"], batch_size=GLYPH_RECIPE["batch_size"],
-             lr=GLYPH_RECIPE["lr"], seed=GLYPH_RECIPE["seed"], device=device, progress=progress,
-             checkpoint_dir=checkpoint_dir)
-        reference = ImageQuality(model, train_images, device=device)
-        return {"accuracy": _accuracy(model, test_images, test_labels),
-                "reference_mean": torch.from_numpy(reference.reference_mean),
-                "reference_covariance": torch.from_numpy(reference.reference_covariance)}
-
-    classifier, info = cached_model("quality-glyphs", config, build, train, rebuild=rebuild)
-    if info["accuracy"] < MIN_ACCURACY:
-        raise RuntimeError(f"The glyph judge reaches only {info['accuracy']:.2%} held-out accuracy (at least "
-                           f"{MIN_ACCURACY:.0%} needed): its FCD would not be trustworthy. Train longer (raise "
-                           "GLYPH_RECIPE['steps']), then call glyph_quality(rebuild=True).")
-    return ImageQuality.from_statistics(classifier, info["reference_mean"], info["reference_covariance"],
-                                        train_images.shape[-2:], device=device, accuracy=info["accuracy"])
 
 
 def psnr(images: torch.Tensor, references: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:

@@ -14,10 +14,12 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from torchvision.transforms import v2
 
+from cvcourse.data.transforms import collate_detection
 from cvcourse.detection.fcos import decode, fcos_loss
-from cvcourse.device import seed_everything
+from cvcourse.inference import evaluating
 from cvcourse.models.detector import DenseDetector
-from cvcourse.train import Trainer, evaluating
+from cvcourse.seeding import seed_everything
+from cvcourse.train import Trainer
 
 Target = dict[str, torch.Tensor]
 
@@ -42,11 +44,6 @@ class SceneMemory(Dataset):
         return image.as_subclass(torch.Tensor), plain_target(target)
 
 
-def collate(batch: Sequence[tuple[torch.Tensor, Target]]) -> tuple[torch.Tensor, list[Target]]:
-    images, targets = zip(*batch)
-    return torch.stack(images), list(targets)
-
-
 def detection_step(batch: tuple[torch.Tensor, list[Target]], ctx: Trainer) -> dict[str, torch.Tensor]:
     """One step: the three FCOS losses of a batch, and their sum as the loss to optimise."""
     images, targets = batch
@@ -63,7 +60,7 @@ def train_detector(model: DenseDetector, scenes: Sequence, *, steps: int, batch_
     """AdamW with a one-cycle schedule and gradient clipping; ``trainer_options`` go to the Trainer."""
     seed_everything(seed)
     loader = DataLoader(SceneMemory(scenes, transforms=transforms), batch_size=batch_size, shuffle=True,
-                        drop_last=True, collate_fn=collate, generator=torch.Generator().manual_seed(seed))
+                        drop_last=True, collate_fn=collate_detection, generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     trainer = Trainer(model, optimizer, detection_step, device=device, schedulers=schedule, grad_clip=10.0,

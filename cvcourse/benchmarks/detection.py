@@ -13,18 +13,14 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import time
 
 import torch
 from torchvision import ops
 
-from cvcourse.bench import Outcome, register
+from cvcourse.benchmarks import Entry, Outcome
 from cvcourse.config import Config
-from cvcourse.data import detection_scenes
 from cvcourse.detection import evaluate_detections, to_coco
-from cvcourse.detection.fit import detect, plain_target, train_detector
-from cvcourse.device import seed_everything
-from cvcourse.models.detector import DenseDetector
+from cvcourse.recipes import ch07_object_detection as recipe
 
 HEADLINE_METRICS = ("map", "map_50", "map_75")
 SIZE_METRICS = ("map_small", "map_medium", "map_large")
@@ -126,33 +122,24 @@ def differences(predictions: list[dict], targets: list[dict]) -> dict[str, float
     return {key: difference(ours[key], reference[key]) for key in reference}
 
 
-@register("det.map_vs_reference", metric="largest |course - pycocotools| in mAP, AP50, AP75", target="<= 0.001")
 def map_vs_reference(cfg: Config) -> Outcome:
-    cases = [differences(*random_case(seed, cfg.max_images, cfg.max_objects)) for seed in range(cfg.cases)]
+    settings = cfg.reference
+    cases = [differences(*random_case(seed, settings.max_images, settings.max_objects))
+             for seed in range(settings.cases)]
     headline = max(case[key] for case in cases for key in HEADLINE_METRICS)
     by_size = max(case[key] for case in cases for key in SIZE_METRICS)
     return Outcome(value=headline, checks={"ap_by_size_within_0.001": by_size <= 1e-3},
-                   details={"cases": cfg.cases, "largest_size_ap_difference": by_size})
+                   details={"cases": settings.cases, "largest_size_ap_difference": by_size})
 
 
-def shapes_detector(cfg: Config, seed: int = 0) -> DenseDetector:
-    """The chapter's detector, initialised from ``seed``."""
-    seed_everything(seed)
-    return DenseDetector(num_classes=4, width=cfg.width, fpn_width=cfg.fpn_width)
-
-
-@register("det.detector_shapes", metric="mAP@0.5 on held-out shape scenes", target=">= 0.90",
-          settings="07_object_detection")
 def detector_shapes(cfg: Config) -> Outcome:
-    train = detection_scenes("train", cfg.train_size, cfg.image_size)
-    test = detection_scenes("test", cfg.test_size, cfg.image_size)
-    started = time.perf_counter()
-    trainer = train_detector(shapes_detector(cfg), train, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
-                             device=cfg.device, progress=False)
-    seconds = time.perf_counter() - started
-    images = torch.stack([test[i][0].as_subclass(torch.Tensor) for i in range(len(test))])
-    scores = evaluate_detections(detect(trainer.model, images), [plain_target(test[i][1]) for i in range(len(test))])
-    return Outcome(scores["map_50"], checks={"map>=0.60": scores["map"] >= 0.60, "train_s<=600": seconds <= 600},
-                   details={"map": scores["map"], "map_75": scores["map_75"], "train_s": seconds,
-                            "steps": cfg.steps, "test_images": len(test)})
+    scores = recipe.train_and_evaluate(cfg)
+    return Outcome(scores["map_50"], measured={"map": scores["map"], "train_s": scores["train_s"]},
+                   details={"map_75": scores["map_75"], "steps": cfg.steps, "test_images": scores["test_images"]})
 
+
+ENTRIES = (
+    Entry("det.map_vs_reference", "largest |course - pycocotools| in mAP, AP50, AP75", recipe,
+          "map_difference_to_pycocotools", map_vs_reference),
+    Entry("det.detector_shapes", "mAP@0.5 on held-out shape scenes", recipe, "map_50", detector_shapes),
+)

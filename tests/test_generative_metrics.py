@@ -1,4 +1,4 @@
-"""The offline image-quality measure: Fréchet distance, FCD against torchmetrics, precision, coverage, the judge."""
+"""The offline image-quality measure: Fréchet distance, FCD against torchmetrics, precision, coverage, PSNR."""
 
 import numpy as np
 import pytest
@@ -6,10 +6,9 @@ import torch
 from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
-from cvcourse import quality
 from cvcourse.data.glyphs import glyph_tensors
-from cvcourse.models import SmallCNN
-from cvcourse.quality import ImageQuality, frechet_distance, psnr, train_quality_classifier
+from cvcourse.generative.metrics import ImageQuality, frechet_distance, psnr
+from cvcourse.recipes.judge import JudgeRecipe, train_judge
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +23,8 @@ def glyphs(tmp_path_factory):
 def judge(glyphs):
     """A briefly trained, narrow glyph classifier and the measure built on it."""
     (train_images, train_labels), (test_images, test_labels) = glyphs
-    classifier, accuracy = train_quality_classifier(train_images, train_labels, test_images, test_labels,
-                                                    num_classes=10, width=16, steps=60, batch_size=32, lr=1e-2)
+    classifier, accuracy = train_judge(train_images, train_labels, test_images, test_labels, num_classes=10,
+                                       recipe=JudgeRecipe(width=16, steps=60, batch_size=32, lr=1e-2))
     return ImageQuality(classifier, train_images, accuracy=accuracy)
 
 
@@ -197,29 +196,9 @@ def test_bad_settings_are_explained(judge, glyphs):
     with pytest.raises(ValueError, match=r"must have shape \(64,\)"):
         ImageQuality.from_statistics(judge.classifier, np.zeros(8), np.eye(8), (16, 16))
     with pytest.raises(ValueError, match="int64 tensor"):
-        train_quality_classifier(train_images, train_labels.float(), train_images, train_labels, num_classes=10)
+        train_judge(train_images, train_labels.float(), train_images, train_labels, num_classes=10)
     with pytest.raises(ValueError, match=r"\(x \+ 1\) / 2"):
-        train_quality_classifier(train_images * 2 - 1, train_labels, train_images, train_labels, num_classes=10)
-
-
-def test_glyph_quality_on_a_small_recipe(tmp_path, monkeypatch, capsys):
-    """The whole recipe, made tiny: drawn and trained once, cached, and refused while too weak."""
-    monkeypatch.setenv("CVCOURSE_CACHE", str(tmp_path))
-    monkeypatch.setattr(quality, "TRAIN_SIZE", 200)
-    monkeypatch.setattr(quality, "TEST_SIZE", 100)
-    monkeypatch.setattr(quality, "GLYPH_RECIPE", {"width": 4, "steps": 2, "batch_size": 32, "lr": 1e-3, "seed": 0})
-    with pytest.raises(RuntimeError, match="held-out accuracy"):
-        quality.glyph_quality(image_size=16)
-    assert "building quality-glyphs" in capsys.readouterr().out
-    monkeypatch.setattr(quality, "MIN_ACCURACY", 0.0)
-    judge = quality.glyph_quality(image_size=16)
-    assert capsys.readouterr().out == ""  # everything came from the cache
-    assert 0.0 <= judge.accuracy < 0.98 and isinstance(judge.classifier, SmallCNN) and not judge.classifier.training
-    train_images, _ = glyph_tensors(200, image_size=16, seed=0)
-    fresh = ImageQuality(judge.classifier, train_images)  # the cached reference statistics are the training glyphs'
-    np.testing.assert_allclose(judge.reference_covariance, fresh.reference_covariance, rtol=1e-6, atol=1e-9)
-    held_out, _ = glyph_tensors(100, image_size=16, seed=1)
-    assert judge.fcd(held_out) == pytest.approx(fresh.fcd(held_out), rel=1e-6)
+        train_judge(train_images * 2 - 1, train_labels, train_images, train_labels, num_classes=10)
 
 
 def test_psnr_matches_scikit_image_per_image():

@@ -7,7 +7,7 @@ import pytest
 import torch
 from sklearn import metrics as sk
 
-from cvcourse import metrics
+from cvcourse.segmentation import metrics
 
 NUM_CLASSES = 4
 

@@ -1,1 +1,0 @@
-"""Each chapter's headline experiment, registered with cvcourse.bench."""

@@ -1,0 +1,23 @@
+"""One recipe per chapter: what the chapter does with the course's methods.
+
+A recipe module holds a chapter's settings (a frozen dataclass whose defaults are the ``cpu`` profile's, with the
+``smoke`` and ``gpu`` profiles' changes in ``OVERRIDES``), its targets, its data splits, its model builders and
+its cached training. The notebook loads it (``cfg = recipe.load()``), the bench's entries call it, and the tests
+check it, so all three run the same experiment.
+
+=======================================  ==============================================
+chapter                                  recipe
+=======================================  ==============================================
+00_setup_and_tour                        ``ch00_tour``
+01_segmentation_basics                   ``ch01_segmentation_basics``
+02_unet                                  ``ch02_unet``
+03_gan                                   ``ch03_gan``
+04_vae                                   ``ch04_vae``
+05_diffusion                             ``ch05_diffusion``
+06_guided_latent_diffusion               ``ch06_guided_latent_diffusion``
+07_object_detection                      ``ch07_object_detection``
+=======================================  ==============================================
+
+Shared by several chapters: ``training`` (the cached training helper), ``judge`` (the classifier that measures
+generated glyphs) and ``glyphs`` (the glyph splits and sample seed of chapters 03 to 06).
+"""

@@ -1,0 +1,98 @@
+"""Chapter 03, GANs: the settings, targets and cached training of the DCGAN and the conditional GAN.
+
+``trained_gan(cfg)`` returns the generator trained with the recipe ``cfg.gan``: from the cache when a GAN with the
+same recipe was trained before on this machine (by this chapter, chapter 04 or ``make bench``), else by training
+it now, with checkpoints, so that an interrupted run resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from cvcourse import config
+from cvcourse.generative.training import train_gan
+from cvcourse.models.gan import Discriminator, Generator
+from cvcourse.recipes.glyphs import training_glyphs
+from cvcourse.recipes.training import cached_training, training_info
+from cvcourse.seeding import seed_everything
+from cvcourse.train import require_finished
+
+CHAPTER = "03_gan"
+
+
+@dataclass(frozen=True)
+class GanRecipe:
+    """Everything a trained glyph GAN depends on: DCGAN's networks and Adam settings, the data and the budget.
+
+    Its fields are the cache key; ``version`` changes when the architecture or the training code does.
+    """
+
+    version: int = 1
+    image_size: int = 28
+    train_size: int = 10_000
+    latent_dim: int = 64
+    width: int = 64
+    batch_size: int = 64
+    steps: int = 3000
+    lr: float = 2e-4
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Settings(config.Settings):
+    gan: GanRecipe = GanRecipe()
+    sample_count: int = 2000
+    checkpoint_every: int = 500
+    failure_steps: int = 1000  # the mode-collapse demonstration's steps per phase
+    targets: Mapping[str, str] = field(default_factory=lambda: {
+        "dcgan_precision": ">= 0.35", "dcgan_coverage": ">= 0.90", "cgan_label_accuracy": ">= 0.90",
+        "train_s": "<= 600"})
+
+
+OVERRIDES: dict[str, dict[str, Any]] = {
+    # 600 steps are too few for the conditional GAN to use its labels: no label-accuracy target in smoke
+    "smoke": dict(gan=dict(train_size=2000, latent_dim=32, width=32, steps=600), sample_count=500,
+                  checkpoint_every=100, failure_steps=150,
+                  targets={"dcgan_precision": ">= 0.15", "dcgan_coverage": ">= 0.70"}),
+    # not yet run on a GPU: the cpu profile's targets until it has been
+    "gpu": dict(gan=dict(batch_size=128, steps=10_000), sample_count=5000, checkpoint_every=1000,
+                failure_steps=2000, targets={"dcgan_precision": ">= 0.35", "dcgan_coverage": ">= 0.90",
+                                             "cgan_label_accuracy": ">= 0.90"}),
+}
+
+
+def load(profile: str | None = None, device: str | torch.device | None = None) -> config.Config:
+    """Chapter 03's settings for ``profile`` (default: ``$CVCOURSE_PROFILE``, else by hardware) on ``device``."""
+    return config.load(CHAPTER, Settings, OVERRIDES, profile, device)
+
+
+def trained_gan(cfg: config.Config, *, conditional: bool = False, loss: str = "non_saturating",
+                rebuild: bool = False, progress: bool = False) -> tuple[Generator, dict[str, Any]]:
+    """The DCGAN (or conditional GAN) generator trained with ``cfg.gan``, cached; and its training info.
+
+    ``cfg`` is any chapter's settings with a ``gan`` recipe, a ``device`` and a ``checkpoint_every``.
+    """
+    recipe = cfg.gan
+    num_classes = 10 if conditional else None
+
+    def build() -> Generator:
+        seed_everything(recipe.seed)
+        return Generator(recipe.latent_dim, image_size=recipe.image_size, width=recipe.width, num_classes=num_classes)
+
+    def train(generator: Generator, checkpoint_dir: Path) -> dict[str, Any]:
+        images, labels = training_glyphs(recipe.train_size, recipe.image_size)
+        discriminator = Discriminator(image_size=recipe.image_size, width=recipe.width, num_classes=num_classes)
+        trainer = train_gan(generator, discriminator, images, labels, steps=recipe.steps,
+                            batch_size=recipe.batch_size, lr=recipe.lr, loss=loss, conditional=conditional,
+                            seed=recipe.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
+                            checkpoint_every=cfg.checkpoint_every, progress=progress)
+        require_finished(trainer, recipe.steps)
+        return training_info(trainer)
+
+    name = f"glyph-{'cgan' if conditional else 'dcgan'}-{loss}"
+    return cached_training(name, recipe, build, train, rebuild=rebuild, conditional=conditional, loss=loss)

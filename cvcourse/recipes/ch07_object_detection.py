@@ -1,0 +1,86 @@
+"""Chapter 07, object detection: the settings and targets, the shape scenes' splits, the detector and its training.
+
+``cfg.reference`` sizes the random detection problems on which the bench compares the course's COCO evaluation
+with pycocotools'.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from cvcourse import config
+from cvcourse.data import detection_scenes
+from cvcourse.detection import evaluate_detections
+from cvcourse.detection.training import detect, plain_target, train_detector
+from cvcourse.models.detector import DenseDetector
+from cvcourse.seeding import seed_everything
+
+CHAPTER = "07_object_detection"
+
+
+@dataclass(frozen=True)
+class ReferenceCheck:
+    """Random detection problems: ``cases`` of up to ``max_images`` images with up to ``max_objects`` objects."""
+
+    cases: int = 200
+    max_images: int = 6
+    max_objects: int = 20
+
+
+@dataclass(frozen=True)
+class Settings(config.Settings):
+    image_size: int = 128
+    train_size: int = 2000
+    test_size: int = 200
+    width: int = 16
+    fpn_width: int = 64
+    steps: int = 1000
+    batch_size: int = 16
+    lr: float = 3e-3
+    frcnn_steps: int = 30
+    reference: ReferenceCheck = ReferenceCheck()
+    targets: Mapping[str, str] = field(default_factory=lambda: {
+        "map_50": ">= 0.90", "map": ">= 0.60", "train_s": "<= 600", "map_difference_to_pycocotools": "<= 0.001"})
+
+
+OVERRIDES: dict[str, dict[str, Any]] = {
+    "smoke": dict(train_size=128, test_size=16, width=8, fpn_width=16, steps=150, batch_size=8, frcnn_steps=2,
+                  reference=dict(cases=50, max_images=4, max_objects=12),
+                  targets={"map_50": ">= 0.10", "map": ">= 0.03", "map_difference_to_pycocotools": "<= 0.001"}),
+    "gpu": dict(train_size=8000, test_size=500, width=32, fpn_width=128, steps=6000, batch_size=32, lr=2e-3,
+                frcnn_steps=2000, reference=dict(cases=500, max_images=8, max_objects=30),
+                targets={"map_50": ">= 0.95", "map": ">= 0.70", "map_difference_to_pycocotools": "<= 0.001"}),
+}
+
+
+def load(profile: str | None = None, device: str | torch.device | None = None) -> config.Config:
+    """Chapter 07's settings for ``profile`` (default: ``$CVCOURSE_PROFILE``, else by hardware) on ``device``."""
+    return config.load(CHAPTER, Settings, OVERRIDES, profile, device)
+
+
+def scene_split(cfg: config.Config, split: str):
+    """The train or test shape scenes of the chapter (images and targets as tv_tensors)."""
+    return detection_scenes(split, cfg.train_size if split == "train" else cfg.test_size, cfg.image_size)
+
+
+def shapes_detector(cfg: config.Config, seed: int = 0) -> DenseDetector:
+    """The chapter's detector, initialised from ``seed``."""
+    seed_everything(seed)
+    return DenseDetector(num_classes=4, width=cfg.width, fpn_width=cfg.fpn_width)
+
+
+def train_and_evaluate(cfg: config.Config) -> dict[str, Any]:
+    """The chapter's detector trained on the train scenes; COCO metrics on the test scenes and the seconds."""
+    train, test = scene_split(cfg, "train"), scene_split(cfg, "test")
+    started = time.perf_counter()
+    trainer = train_detector(shapes_detector(cfg), train, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+                             device=cfg.device, progress=False)
+    seconds = time.perf_counter() - started
+    images = torch.stack([test[i][0].as_subclass(torch.Tensor) for i in range(len(test))])
+    scores = evaluate_detections(detect(trainer.model, images), [plain_target(test[i][1]) for i in range(len(test))])
+    return {**scores, "train_s": seconds, "test_images": len(test)}
