@@ -16,6 +16,57 @@ class CheckpointError(RuntimeError):
     """A checkpoint file cannot be read or does not fit the model being trained."""
 
 
+def run_signature(models: dict[str, Any], optimizers: dict[str, Any], schedulers: dict[str, Any],
+                  ema_decay: float | None) -> dict[str, Any]:
+    """What identifies a training configuration: each model's tensors and their shapes, each optimizer's type and
+    hyperparameters, the schedulers' types and the EMA's decay. Two runs with the same signature can resume each
+    other's checkpoints; runs with different ones must not."""
+    hyperparameters = ("lr", "betas", "momentum", "weight_decay", "eps", "nesterov")
+    return {
+        "models": {name: {key: list(value.shape) for key, value in model.state_dict().items()}
+                   for name, model in models.items()},
+        "optimizers": {name: [type(optimizer).__name__,
+                              {key: repr(optimizer.defaults[key]) for key in hyperparameters
+                               if key in optimizer.defaults}]
+                       for name, optimizer in optimizers.items()},
+        "schedulers": {name: type(scheduler).__name__ for name, scheduler in schedulers.items()},
+        "ema_decay": ema_decay,
+    }
+
+
+def signature_difference(ours: dict[str, Any], theirs: dict[str, Any] | None) -> str:
+    """What differs between two run signatures, in words ("" when nothing does)."""
+    if theirs is None:
+        return "it was written without a run signature (an older version of the course)"
+    names = {"models": "the models' tensors", "optimizers": "the optimizers or their hyperparameters",
+             "schedulers": "the learning-rate schedules", "ema_decay": "the EMA decay"}
+    differing = [words for key, words in names.items() if ours.get(key) != theirs.get(key)]
+    return f"{', '.join(differing)} differ" if differing else ""
+
+
+def claim_checkpoint_dir(directory: str | os.PathLike, signature: dict[str, Any], *, resume: bool) -> Path | None:
+    """Prepare ``directory`` for a run of configuration ``signature``: the latest checkpoint to resume from
+    (``resume=True``; None when there is none), or a folder cleared of an earlier run of the same configuration
+    (``resume=False``, one line printed). Checkpoints of another configuration are refused either way, never
+    resumed from nor mixed with."""
+    found = checkpoint_paths(directory)
+    if not found:
+        return None
+    difference = signature_difference(signature, read_checkpoint(found[-1]).get("signature"))
+    if difference:
+        raise CheckpointError(
+            f"{directory} holds checkpoints of another training configuration ({difference}; the latest is "
+            f"{found[-1].name}). Pass another checkpoint_dir to this run, or delete those step_*.pt files to start "
+            "afresh there.")
+    if resume:
+        return found[-1]
+    for path in found:
+        path.unlink()
+    print(f"Starting afresh in {directory}: removed {len(found)} checkpoint(s) of an earlier run of the same "
+          "configuration (fit(..., resume=True) continues a run instead).")
+    return None
+
+
 def write_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename it: an interrupted write leaves no broken
     file."""

@@ -37,17 +37,27 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 from tqdm.auto import tqdm
 
-from cvcourse.checkpoint import CHECKPOINT_FORMAT, CheckpointError, checkpoint_paths, read_checkpoint, write_checkpoint
+from cvcourse.checkpoint import (
+    CHECKPOINT_FORMAT,
+    CheckpointError,
+    checkpoint_paths,
+    claim_checkpoint_dir,
+    read_checkpoint,
+    run_signature,
+    write_checkpoint,
+)
 from cvcourse.device import AmpPolicy, amp_policy, pick_device, to_device
-from cvcourse.epochs import EMPTY_LOADER, EmptyLoaderError, EpochCursor
+from cvcourse.epochs import EpochCursor, loader_length, total_steps
 from cvcourse.history import History, LivePlot, in_notebook
+from cvcourse.interrupts import finish_step_first
 from cvcourse.seeding import rng_state, set_rng_state
 
 StepFn = Callable[[Any, "Trainer"], "torch.Tensor | Mapping[str, torch.Tensor]"]
 
 
 class NonFiniteLossError(FloatingPointError):
-    """A loss became NaN or infinite; training stopped before it could damage the weights."""
+    """A loss became NaN or infinite; training stopped before it could damage the weights or the batch-norm
+    statistics."""
 
 
 def _as_dict(value: Any, kind: str) -> dict[str, Any]:
@@ -64,31 +74,18 @@ class Trainer:
     ``models``, ``optimizers`` and ``schedulers`` are one object or a dict of named ones (a GAN's
     ``{"G": ..., "D": ...}``). Schedulers are stepped once per training step. ``ema_decay`` keeps an
     exponential moving average of ``models[ema_of]`` in ``trainer.ema`` (a torch AveragedModel).
-    Checkpoints go to ``checkpoint_dir`` every ``checkpoint_every`` steps and on KeyboardInterrupt.
+    Checkpoints go to ``checkpoint_dir`` every ``checkpoint_every`` steps, after the last step and on Ctrl+C.
     ``seconds`` is the wall time spent in :meth:`fit`; checkpoints keep it, so a resumed run reports the
     time of all its steps, not only of those after the interruption.
     """
 
-    def __init__(
-        self,
-        models: nn.Module | Mapping[str, nn.Module],
-        optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer],
-        step_fn: StepFn,
-        *,
-        device: str | torch.device | None = None,
-        amp: AmpPolicy | bool | None = None,
-        grad_clip: float | None = None,
-        schedulers: Any = None,
-        ema_decay: float | None = None,
-        ema_of: str | None = None,
-        checkpoint_dir: str | os.PathLike | None = None,
-        checkpoint_every: int = 0,
-        keep_checkpoints: int = 2,
-        callbacks: Iterable[Any] = (),
-        progress: bool = True,
-        live_plot: bool | None = None,
-        plot_every: int = 25,
-    ) -> None:
+    def __init__(self, models: nn.Module | Mapping[str, nn.Module],
+                 optimizers: torch.optim.Optimizer | Mapping[str, torch.optim.Optimizer], step_fn: StepFn, *,
+                 device: str | torch.device | None = None, amp: AmpPolicy | bool | None = None,
+                 grad_clip: float | None = None, schedulers: Any = None, ema_decay: float | None = None,
+                 ema_of: str | None = None, checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 0,
+                 keep_checkpoints: int = 2, callbacks: Iterable[Any] = (), progress: bool = True,
+                 live_plot: bool | None = None, plot_every: int = 25) -> None:
         self.device = pick_device(device)
         self.models = _as_dict(models, "model")
         self.optimizers = _as_dict(optimizers, "optimizer")
@@ -118,6 +115,7 @@ class Trainer:
         self._pending_logs: dict[str, torch.Tensor] = {}
         self._optimized = False
         self._rng_after_step = rng_state()
+        self._saved_step: int | None = None  # the step of the last checkpoint written
 
     @property
     def epoch(self) -> int:
@@ -161,11 +159,14 @@ class Trainer:
         """Train until ``steps`` optimisation steps (or ``epochs`` passes) are done in total.
 
         With ``resume=True`` the latest checkpoint in ``checkpoint_dir`` is loaded first, so the run
-        continues exactly where it stopped. Ctrl+C (KeyboardInterrupt) saves a checkpoint and returns.
+        continues exactly where it stopped; a fresh trainer without ``resume`` removes the checkpoints an earlier run
+        of the same configuration left there, and either refuses another configuration's. Ctrl+C lets the current
+        step finish, then saves a checkpoint and returns (a second Ctrl+C stops at once). The last step is always
+        checkpointed when there is a ``checkpoint_dir``.
         """
-        total = self._total_steps(loader, steps, epochs)
-        if resume:
-            latest = self.latest_checkpoint()
+        total = total_steps(loader, steps, epochs)
+        if self.checkpoint_dir is not None and (resume or self.step == 0):  # a trainer continuing keeps its own
+            latest = claim_checkpoint_dir(self.checkpoint_dir, self.signature(), resume=resume)
             if latest is not None:
                 self.load_checkpoint(latest)
         for model in self.models.values():
@@ -174,54 +175,58 @@ class Trainer:
         self._rng_after_step = rng_state()
         bar = tqdm(total=total, initial=self.step, disable=not self.progress, desc="train", unit="step")
         started, samples = time.perf_counter(), 0
-        try:
-            while self.step < total:
-                yielded = 0
-                for batch in self.cursor.batches(loader):
-                    yielded += 1
-                    samples += _batch_size(batch)
-                    self._train_step(batch)
-                    bar.update(1)
-                    if self.step % 10 == 0 or self.step == total:
-                        rate = samples / max(time.perf_counter() - started, 1e-9)
-                        bar.set_postfix(self._postfix(rate), refresh=False)
-                    if self.step >= total:
-                        break
-                # the pass is over when the loader ran out, or when the last step used its last batch
-                if self.step < total or self.cursor.batch == _length(loader):
-                    self.cursor.end_pass(yielded)
-        except KeyboardInterrupt:
-            self._tick()
-            saved = self.save_checkpoint() if self.checkpoint_dir is not None else None
-            where = f"saved to {saved}" if saved else "kept in memory (no checkpoint_dir was given)"
-            print(f"Interrupted after step {self.step}; the trained state is {where}. "
-                  "Call fit(..., resume=True) to continue.")
-        finally:
-            self._tick()
-            bar.close()
-            for callback in self.callbacks:
-                if hasattr(callback, "on_fit_end"):
-                    callback.on_fit_end(self)
+        with finish_step_first() as interrupted:
+            try:
+                while self.step < total:
+                    yielded, batches = 0, self.cursor.batches(loader)
+                    for batch in batches:
+                        yielded += 1
+                        samples += _batch_size(batch)
+                        self._train_step(batch)
+                        bar.update(1)
+                        if self.step % 10 == 0 or self.step == total:
+                            rate = samples / max(time.perf_counter() - started, 1e-9)
+                            bar.set_postfix(self._postfix(rate), refresh=False)
+                        if interrupted():
+                            raise KeyboardInterrupt
+                        if self.step >= total:
+                            break
+                    # the pass is over when the loader ran out, or when the last step used its last batch
+                    if self.step < total or self.cursor.batch == loader_length(loader):
+                        self.cursor.end_pass(loader, batches, yielded)
+                if self.checkpoint_dir is not None and self._saved_step != self.step:
+                    self.save_checkpoint()
+            except KeyboardInterrupt:
+                self._interrupted(bar)
+            finally:
+                self._tick()
+                bar.close()
+                for callback in self.callbacks:
+                    if hasattr(callback, "on_fit_end"):
+                        callback.on_fit_end(self)
         return self.history
+
+    def _interrupted(self, bar: tqdm) -> None:
+        self._tick()
+        saved = self.save_checkpoint() if self.checkpoint_dir is not None else None
+        where = f"saved to {saved}" if saved else "kept in memory (no checkpoint_dir was given)"
+        bar.write(f"Interrupted after step {self.step}; the trained state is {where}. "
+                  "Call fit(..., resume=True) to continue.")
+
+    def signature(self) -> dict[str, Any]:
+        """This trainer's configuration, as checkpoints record it (:func:`cvcourse.checkpoint.run_signature`)."""
+        return run_signature(self.models, self.optimizers, self.schedulers, self._ema_decay)
 
     def _train_step(self, batch: Any) -> None:
         batch = to_device(batch, self.device, non_blocking=self.device.type == "cuda")
         self._optimized, self._step_values, self._pending_logs = False, {}, {}
-        output = self.step_fn(batch, self)
-        losses = dict(output) if isinstance(output, Mapping) else {"loss": output}
-        if not self._optimized:
-            if "loss" not in losses or len(self.optimizers) != 1:
-                raise ValueError(
-                    "The step function returned without calling ctx.optimize(loss, name). With one "
-                    "optimizer, return the loss (or a dict with a 'loss' entry); with several, call "
-                    "ctx.optimize once per optimizer."
-                )
-            self.optimize(losses["loss"])
-        values = {name: self._step_values.get(id(value)) if torch.is_tensor(value) else value
-                  for name, value in losses.items()}
-        values = {name: self._finite_value(losses[name], name) if value is None else value
-                  for name, value in values.items()}
-        values.update({name: float(norm) for name, norm in self._pending_logs.items()})
+        buffers = [(buffer, buffer.detach().clone()) for model in self.models.values() for buffer in model.buffers()]
+        try:
+            values = self._losses(self.step_fn(batch, self))
+        except (NonFiniteLossError, KeyboardInterrupt):
+            for buffer, before in buffers:  # the forward pass may have updated batch-norm statistics
+                buffer.copy_(before)
+            raise
         self.scaler.update()
         for scheduler in self.schedulers.values():
             scheduler.step()
@@ -237,6 +242,23 @@ class Trainer:
         for callback in self.callbacks:
             if hasattr(callback, "on_step_end"):
                 callback.on_step_end(self)
+
+    def _losses(self, output: Any) -> dict[str, float]:
+        """The step's logged values as floats, after optimising its loss if the step function did not."""
+        losses = dict(output) if isinstance(output, Mapping) else {"loss": output}
+        if not self._optimized:
+            if "loss" not in losses or len(self.optimizers) != 1:
+                raise ValueError(
+                    "The step function returned without calling ctx.optimize(loss, name). With one "
+                    "optimizer, return the loss (or a dict with a 'loss' entry); with several, call "
+                    "ctx.optimize once per optimizer."
+                )
+            self.optimize(losses["loss"])
+        values = {name: self._step_values.get(id(value)) if torch.is_tensor(value) else value
+                  for name, value in losses.items()}
+        values = {name: self._finite_value(losses[name], name) if value is None else value
+                  for name, value in values.items()}
+        return {**values, **{name: float(norm) for name, norm in self._pending_logs.items()}}
 
     def _tick(self) -> None:
         """Add the time since the last tick to ``seconds``, so that checkpoints carry it."""
@@ -256,6 +278,7 @@ class Trainer:
             "history": self.history.state_dict(),
             "seconds": self.seconds,
             "rng": self._rng_after_step,
+            "signature": self.signature(),
         }
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
@@ -265,6 +288,7 @@ class Trainer:
                 raise ValueError("No path given and no checkpoint_dir set: pass one of them.")
             path = self.checkpoint_dir / f"step_{self.step:07d}.pt"
         path = write_checkpoint(self.state_dict(), path)
+        self._saved_step = self.step
         if self.checkpoint_dir is not None and path.parent == self.checkpoint_dir:
             for old in self.checkpoints()[:-self.keep_checkpoints]:
                 old.unlink()
@@ -305,6 +329,7 @@ class Trainer:
 
     # -- helpers -------------------------------------------------------------------------------------
     def _make_ema(self, decay: float | None, of: str | None) -> AveragedModel | None:
+        self._ema_decay = decay
         if decay is None:
             return None
         if not 0.0 < decay < 1.0:
@@ -335,21 +360,6 @@ class Trainer:
             )
         return value
 
-    def _total_steps(self, loader: Iterable, steps: int | None, epochs: int | None) -> int:
-        if (steps is None) == (epochs is None):
-            raise ValueError("Pass exactly one of steps= or epochs= to fit().")
-        if steps is not None:
-            if steps < 1:
-                raise ValueError(f"steps must be >= 1, got {steps}.")
-            return steps
-        if _length(loader) is None:
-            raise ValueError("This loader has no length, so epochs= cannot be counted: pass steps= instead.")
-        if epochs < 1:
-            raise ValueError(f"epochs must be >= 1, got {epochs}.")
-        if len(loader) == 0:
-            raise EmptyLoaderError(EMPTY_LOADER)
-        return epochs * len(loader)
-
     def _postfix(self, samples_per_second: float) -> dict[str, str]:
         shown = {name: f"{self.history.last(name):.4f}" for name in self.history.names()[:3]}
         shown["img/s"] = f"{samples_per_second:.0f}"
@@ -373,10 +383,6 @@ def supervised_step(loss_fn: Callable[[torch.Tensor, Any], torch.Tensor]) -> Ste
             return loss_fn(ctx.model(inputs), targets)
 
     return step
-
-
-def _length(loader: Iterable) -> int | None:
-    return len(loader) if hasattr(loader, "__len__") else None
 
 
 def _batch_size(batch: Any) -> int:

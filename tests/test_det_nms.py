@@ -62,6 +62,15 @@ def test_an_iou_equal_to_the_threshold_is_kept():
     assert nms(boxes, scores, 0.49).tolist() == [0]
 
 
+def test_zero_area_boxes_are_kept_as_torchvision_keeps_them():
+    """Two zero-area boxes have IoU 0 / 0: undefined, so neither suppresses the other (torchvision's rule)."""
+    boxes = torch.tensor([[5.0, 5.0, 5.0, 5.0], [50.0, 50.0, 50.0, 60.0], [5.0, 5.0, 5.0, 5.0], [0.0, 0.0, 10.0, 10.0]])
+    scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
+    assert nms(boxes, scores, 0.5).tolist() == ops.nms(boxes, scores, 0.5).tolist() == [0, 1, 2, 3]
+    labels = torch.tensor([1, 1, 1, 2])
+    assert batched_nms(boxes, scores, labels, 0.5).tolist() == ops.batched_nms(boxes, scores, labels, 0.5).tolist()
+
+
 def test_no_boxes_give_an_empty_index_tensor():
     for kept in (nms(torch.zeros(0, 4), torch.zeros(0), 0.5),
                  batched_nms(torch.zeros(0, 4), torch.zeros(0), torch.zeros(0, dtype=torch.int64), 0.5)):

@@ -99,6 +99,10 @@ def test_bad_images_are_explained():
         model(torch.rand(1, 3, 60, 64))
     with pytest.raises(ValueError, match=r"RGB batches \(B, 3, H, W\)"):
         model(torch.rand(3, 64, 64))
+    with pytest.raises(ValueError, match=r"float images in \[0, 1\], got torch.uint8.*ToDtype"):
+        model(torch.zeros(1, 3, 64, 64, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"images.to\(torch.float32\)"):
+        model(torch.zeros(1, 3, 64, 64, dtype=torch.float64))
 
 
 def test_scene_memory_flips_boxes_with_the_image():

@@ -104,3 +104,9 @@ def test_bad_input_is_explained():
         DiffusionUNet(num_classes=0)
     with pytest.raises(ValueError, match="unsqueeze"):
         model(torch.zeros(1, 8, 8), 1)
+    with pytest.raises(ValueError, match=r"\[0, 1000\) \(T = 1000\), got up to 1000"):
+        model(x, 1000)
+    short = DiffusionUNet(1, base_width=4, depth=1, embed_dim=8, timesteps=20)
+    assert short(x, 19).shape == x.shape
+    with pytest.raises(ValueError, match="DiffusionUNet\\(timesteps=T\\)"):
+        short(x, torch.tensor([3, 20]))

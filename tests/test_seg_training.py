@@ -4,9 +4,13 @@ import pytest
 import torch
 
 from cvcourse import bench
+from cvcourse.data import segmentation_transforms
+from cvcourse.epochs import EmptyLoaderError
 from cvcourse.models import UNet
 from cvcourse.seeding import seed_everything
 from cvcourse.segmentation import bce_dice_loss, segment, train_segmentation, weighted_bce
+from cvcourse.segmentation.training import SegmentationPairs
+from cvcourse.train import Trainer
 
 
 def toy_data(n: int = 16):
@@ -60,3 +64,77 @@ def test_segmentation_bench_entries_run_in_the_smoke_profile():
     assert unet.details["otsu_dice"] == pytest.approx(otsu.value)
     assert unet.value > otsu.value  # even the smoke-sized U-Net beats the threshold
     assert 0 < scenes.value <= 1 and len([k for k in scenes.details if k.startswith("iou_")]) >= 5
+
+
+def test_the_way_chapter_02_tells_students_to_resume(tmp_path):
+    """Interrupted, then ``resume=True`` with the same checkpoint_dir: the run ends where an uninterrupted one does."""
+    images, masks = toy_data(16)
+
+    def run(steps, resume=False):
+        seed_everything(0)
+        model = UNet(1, 1, depth=1, base_width=4)
+        train_segmentation(model, images, masks, loss_fn=bce_dice_loss, steps=steps, batch_size=4, lr=1e-2,
+                           checkpoint_dir=tmp_path / ("b" if steps != 12 or resume else "a"), checkpoint_every=3,
+                           resume=resume, progress=False)
+        return model
+
+    straight = run(12)
+    original_fit = Trainer.fit
+
+    def stop_at_7(self, loader, *, steps=None, epochs=None, resume=False):
+        return original_fit(self, loader, steps=7, resume=resume)
+
+    Trainer.fit = stop_at_7
+    try:
+        run(12, resume=False)  # trains 7 of its 12 steps, as if interrupted there
+    finally:
+        Trainer.fit = original_fit
+    resumed = run(12, resume=True)
+    assert all(torch.equal(a, b) for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()))
+
+
+def test_fewer_images_than_a_batch_stop_at_once_with_the_fix_and_train_without_dropping():
+    images, masks = toy_data(5)
+    with pytest.raises(EmptyLoaderError, match="smaller batch_size.*drop_last=False"):
+        train_segmentation(UNet(1, 1, depth=1, base_width=2), images, masks, loss_fn=bce_dice_loss, steps=3,
+                           batch_size=8, lr=1e-3, progress=False)
+    trainer = train_segmentation(UNet(1, 1, depth=1, base_width=2), images, masks, loss_fn=bce_dice_loss, steps=3,
+                                 batch_size=8, lr=1e-3, drop_last=False, progress=False)
+    assert trainer.step == 3
+
+
+def test_images_on_the_0_to_255_scale_are_refused_with_the_fix():
+    images, masks = toy_data(4)
+    with pytest.raises(ValueError, match="look like 0..255 pixels. Divide by 255"):
+        train_segmentation(UNet(1, 1, depth=1, base_width=2), images * 255, masks, loss_fn=bce_dice_loss, steps=1,
+                           batch_size=2, lr=1e-3, progress=False)
+    with pytest.raises(ValueError, match=r"uint8.*ToDtype"):
+        segment(UNet(1, 1, depth=1, base_width=2), (images * 255).to(torch.uint8))
+
+
+def test_training_from_augmented_pairs_and_from_a_dataset():
+    images, masks = toy_data(8)
+    augment = segmentation_transforms(crop_size=12, elastic_alpha=10.0, elastic_sigma=2.0)
+    pairs = SegmentationPairs(images, masks, augment)
+    image, mask = pairs[0]
+    assert image.shape == (1, 12, 12) and mask.shape == (12, 12) and mask.dtype == torch.int64
+    assert set(mask.unique().tolist()) <= {0, 1}  # nearest neighbour: no new labels
+    model = UNet(1, 1, depth=1, base_width=2)
+    assert train_segmentation(model, images, masks, transforms=augment, loss_fn=bce_dice_loss, steps=2,
+                              batch_size=4, lr=1e-3, progress=False).step == 2
+    assert train_segmentation(model, pairs, loss_fn=bce_dice_loss, steps=2, batch_size=4, lr=1e-3,
+                              progress=False).step == 2
+
+
+def test_segment_returns_probabilities_or_logits_at_another_size():
+    images, _ = toy_data(3)
+    torch.manual_seed(0)
+    binary, multi = UNet(1, 1, depth=1, base_width=2).eval(), UNet(1, 3, depth=1, base_width=2).eval()
+    logits = segment(binary, images, output="logits")
+    torch.testing.assert_close(segment(binary, images, output="probabilities"), torch.sigmoid(logits))
+    assert segment(binary, images, output="mask", size=(32, 32)).shape == (3, 32, 32)
+    probabilities = segment(multi, images, output="probabilities", size=(8, 8))
+    assert probabilities.shape == (3, 3, 8, 8)
+    torch.testing.assert_close(probabilities.sum(dim=1), torch.ones(3, 8, 8))
+    with pytest.raises(ValueError, match="output must be one of mask, probabilities, logits"):
+        segment(binary, images, output="scores")

@@ -44,6 +44,18 @@ def test_otsu_matches_skimage_within_one_bin_on_many_images():
         assert abs(otsu_threshold(image) - threshold_otsu(image.numpy())) <= bin_width
 
 
+@pytest.mark.parametrize("dtype", [torch.uint8, torch.int16, torch.int64])
+def test_otsu_matches_skimage_exactly_on_integer_images(dtype):
+    """scikit-image histograms an integer image with one bin per value; so does the course, so they agree exactly."""
+    generator = torch.Generator().manual_seed(3)
+    for i in range(20):
+        image, _ = bimodal(generator, (24 + i, 31), bright_fraction=0.1 + 0.04 * i)
+        image = (image * (200 if i % 2 else 255)).round().clamp(0, 255).to(dtype)
+        assert otsu_threshold(image) == threshold_otsu(image.numpy())
+        expected = image.numpy() > threshold_otsu(image.numpy())
+        assert (threshold(image, otsu_threshold(image)).numpy() == expected).all()
+
+
 @pytest.mark.parametrize("bins", [16, 64, 1000])
 def test_otsu_matches_skimage_for_other_bin_counts(bins):
     image = bimodal(torch.Generator().manual_seed(1))[0].double()

@@ -131,6 +131,8 @@ def test_bad_input_is_explained():
         model(torch.rand(3, 16, 16))
     with pytest.raises(ValueError, match="float images"):
         model(torch.zeros(1, 3, 16, 16, dtype=torch.uint8))
+    with pytest.raises(ValueError, match=r"torch.float32 but the images are torch.float64.*images.to\(torch.float32\)"):
+        model(torch.zeros(1, 3, 16, 16, dtype=torch.float64))
     with pytest.raises(ValueError, match="Unknown normalisation 'layer'"):
         UNet(norm="layer")
     with pytest.raises(ValueError, match="Unknown up-sampling"):

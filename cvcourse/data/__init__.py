@@ -44,6 +44,7 @@ from cvcourse.data.transforms import (
     boxes_from_masks,
     collate_detection,
     drop_empty_objects,
+    segmentation_transforms,
     train_transforms,
 )
 
@@ -92,6 +93,7 @@ __all__ = [
     "require_folder",
     "semantic_map",
     "shuffled_batches",
+    "segmentation_transforms",
     "train_transforms",
     "voc_detection",
 ]

@@ -28,7 +28,8 @@ def materialize(dataset: Dataset, target_key: str | None = None) -> tuple[torch.
     return torch.stack([image.as_subclass(torch.Tensor) for image in images]), torch.stack(plain)
 
 
-def shuffled_batches(*tensors: torch.Tensor, batch_size: int, seed: int) -> DataLoader:
-    """Full batches of ``tensors`` (e.g. images, labels), reshuffled every pass in an order fixed by ``seed``."""
-    return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=True, drop_last=True,
+def shuffled_batches(*tensors: torch.Tensor, batch_size: int, seed: int, drop_last: bool = True) -> DataLoader:
+    """Batches of ``tensors`` (e.g. images, labels), reshuffled every pass in an order fixed by ``seed``; full ones
+    only unless ``drop_last=False`` (then the last batch of a pass may be smaller)."""
+    return DataLoader(TensorDataset(*tensors), batch_size=batch_size, shuffle=True, drop_last=drop_last,
                       generator=torch.Generator().manual_seed(seed))

@@ -1,4 +1,4 @@
-"""Joint augmentation of an image and its detection / segmentation target, with transforms.v2.
+"""Joint augmentation of an image and its detection or segmentation target, with transforms.v2.
 
 ``torchvision.transforms.v2`` moves everything in a sample together: the ``Image``, the
 ``BoundingBoxes``, the instance ``Mask`` (N, H, W) and the class-map ``Mask`` (H, W) are flipped,
@@ -57,6 +57,27 @@ def train_transforms(image_size: int, *, min_scale: float = 0.3) -> v2.Compose:
         boxes_from_masks,
         drop_empty_objects,
     ])
+
+
+def segmentation_transforms(crop_size: int | tuple[int, int] | None = None, *, flips: bool = True,
+                            elastic_alpha: float = 30.0, elastic_sigma: float = 5.0,
+                            brightness: float = 0.0) -> v2.Compose:
+    """Augmentation of ``(image, mask)`` pairs, the mask moved with the image: random left-right and up-down flips,
+    a random crop to ``crop_size``, the U-Net paper's elastic deformation (Ronneberger et al. 2015, section 3.1:
+    a smooth random displacement field; ``v2.ElasticTransform``, masks resampled by nearest neighbour, off with
+    ``elastic_alpha=0``) and a brightness and contrast jitter of the image only (``brightness``, off by default).
+    """
+    if elastic_alpha < 0 or elastic_sigma <= 0 or brightness < 0:
+        raise ValueError(f"elastic_alpha and brightness must be >= 0 and elastic_sigma > 0, got {elastic_alpha}, "
+                         f"{brightness} and {elastic_sigma}; e.g. elastic_alpha=30, elastic_sigma=5.")
+    steps: list[Any] = [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()] if flips else []
+    if crop_size is not None:
+        steps.append(v2.RandomCrop(crop_size))
+    if elastic_alpha > 0:
+        steps.append(v2.ElasticTransform(alpha=elastic_alpha, sigma=elastic_sigma))
+    if brightness > 0:
+        steps.append(v2.ColorJitter(brightness=brightness, contrast=brightness))
+    return v2.Compose(steps)
 
 
 def collate_detection(

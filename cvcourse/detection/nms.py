@@ -34,7 +34,8 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
     """Indices (int64) of the boxes greedy NMS keeps, by decreasing score (as ``torchvision.ops.nms``).
 
     A box is suppressed when its IoU with a kept, higher-scoring box is *above* ``iou_threshold``
-    (an IoU equal to the threshold is kept). Boxes are xyxy (N, 4); no boxes give an empty result.
+    (an IoU equal to the threshold is kept, and so is one that is undefined: two zero-area boxes have 0 / 0).
+    Boxes are xyxy (N, 4); no boxes give an empty result.
     """
     check_boxes(boxes)
     check_scores(scores, boxes)
@@ -45,7 +46,7 @@ def nms(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float) -> torc
         best, rest = remaining[0], remaining[1:]
         keep.append(best)
         overlap = ops.box_iou(boxes[best][None], boxes[rest])[0]  # IoU of the best box with every other
-        remaining = rest[overlap <= iou_threshold]  # suppressed boxes leave for good: they suppress nothing
+        remaining = rest[~(overlap > iou_threshold)]  # suppressed boxes leave for good: they suppress nothing
     return torch.stack(keep) if keep else torch.zeros(0, dtype=torch.int64, device=boxes.device)
 
 

@@ -8,6 +8,7 @@ passed as ``transforms`` instead.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import torch
@@ -56,16 +57,18 @@ def detection_step(batch: tuple[torch.Tensor, list[Target]], ctx: Trainer) -> di
 
 def train_detector(model: DenseDetector, scenes: Sequence, *, steps: int, batch_size: int, lr: float,
                    device: str | torch.device | None = None, seed: int = 0, transforms: Callable | None = None,
+                   checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 0, resume: bool = False,
                    **trainer_options) -> Trainer:
-    """AdamW with a one-cycle schedule and gradient clipping; ``trainer_options`` go to the Trainer."""
+    """AdamW with a one-cycle schedule and gradient clipping; ``resume=True`` continues from the latest checkpoint in
+    ``checkpoint_dir``; ``trainer_options`` go to the Trainer."""
     seed_everything(seed)
     loader = DataLoader(SceneMemory(scenes, transforms=transforms), batch_size=batch_size, shuffle=True,
                         drop_last=True, collate_fn=collate_detection, generator=torch.Generator().manual_seed(seed))
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
     schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
     trainer = Trainer(model, optimizer, detection_step, device=device, schedulers=schedule, grad_clip=10.0,
-                      **trainer_options)
-    trainer.fit(loader, steps=steps)
+                      checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every, **trainer_options)
+    trainer.fit(loader, steps=steps, resume=resume)
     return trainer
 
 

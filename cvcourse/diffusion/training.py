@@ -85,12 +85,13 @@ def train_diffusion(model: DiffusionUNet, schedule: NoiseSchedule, x: torch.Tens
                     steps: int, batch_size: int, lr: float, ema_decay: float, conditional: bool = False,
                     drop_label_prob: float = 0.0, min_snr_gamma: float | None = None, pixels: bool = True,
                     seed: int = 0, device: str | torch.device | None = None, checkpoint_dir: str | Path | None = None,
-                    checkpoint_every: int = 0, progress: bool = True, callbacks=()) -> Trainer:
+                    checkpoint_every: int = 0, resume: bool = False, progress: bool = True, callbacks=()) -> Trainer:
     """DDPM training (Algorithm 1) with Adam and an EMA of the weights; returns the Trainer (``trainer.ema``).
 
     ``x`` holds images in [0, 1] (``pixels=True``) or latents already in the model's range. The learning rate
     warms up over the first 5% of the steps and then follows a cosine down to zero (:func:`warmup_cosine`): with a
-    budget of a few thousand steps, the decay is what lets the weights settle.
+    budget of a few thousand steps, the decay is what lets the weights settle. ``resume=True`` continues from the
+    latest checkpoint in ``checkpoint_dir``.
     """
     step = diffusion_training_step(schedule.to(pick_device(device)), conditional=conditional,
                                    drop_label_prob=drop_label_prob, min_snr_gamma=min_snr_gamma, pixels=pixels)
@@ -98,8 +99,7 @@ def train_diffusion(model: DiffusionUNet, schedule: NoiseSchedule, x: torch.Tens
     trainer = Trainer(model, optimizer, step, device=device, ema_decay=ema_decay,
                       schedulers=warmup_cosine(optimizer, steps), checkpoint_dir=checkpoint_dir,
                       checkpoint_every=checkpoint_every, progress=progress, callbacks=callbacks)
-    trainer.fit(shuffled_batches(x, labels, batch_size=batch_size, seed=seed), steps=steps,
-                resume=checkpoint_dir is not None)
+    trainer.fit(shuffled_batches(x, labels, batch_size=batch_size, seed=seed), steps=steps, resume=resume)
     return trainer
 
 

@@ -23,26 +23,28 @@ ADAM_BETAS = (0.5, 0.999)  # DCGAN section 4: beta1 = 0.9 made training oscillat
 def train_gan(generator: Generator, discriminator: Discriminator, images: torch.Tensor, labels: torch.Tensor, *,
               steps: int, batch_size: int, lr: float, loss: str = "non_saturating", conditional: bool = False,
               seed: int = 0, device: str | torch.device | None = None,
-              checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0, progress: bool = True,
-              callbacks=()) -> Trainer:
-    """Train a (conditional) GAN with Adam (DCGAN's ``lr`` and betas); returns the Trainer (and its history)."""
+              checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False,
+              progress: bool = True, callbacks=()) -> Trainer:
+    """Train a (conditional) GAN with Adam (DCGAN's ``lr`` and betas); returns the Trainer (and its history).
+
+    ``resume=True`` continues from the latest checkpoint in ``checkpoint_dir``."""
     optimizers = {name: torch.optim.Adam(model.parameters(), lr=lr, betas=ADAM_BETAS)
                   for name, model in (("G", generator), ("D", discriminator))}
     trainer = Trainer({"G": generator, "D": discriminator}, optimizers, gan_step(loss, conditional=conditional),
                       device=device, checkpoint_dir=checkpoint_dir,
                       checkpoint_every=checkpoint_every, progress=progress, callbacks=callbacks)
-    trainer.fit(shuffled_batches(images, labels, batch_size=batch_size, seed=seed), steps=steps,
-                resume=checkpoint_dir is not None)
+    trainer.fit(shuffled_batches(images, labels, batch_size=batch_size, seed=seed), steps=steps, resume=resume)
     return trainer
 
 
 def train_vae(model: VAE, images: torch.Tensor, *, steps: int, batch_size: int, lr: float, reduction: str = "sum",
               beta: float = 1.0, seed: int = 0, device: str | torch.device | None = None,
-              checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0, progress: bool = True) -> Trainer:
-    """Train a VAE with Adam on the negative ELBO (``reduction`` and ``beta`` as in :func:`vae_loss`)."""
+              checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False,
+              progress: bool = True) -> Trainer:
+    """Train a VAE with Adam on the negative ELBO (``reduction`` and ``beta`` as in :func:`vae_loss`); ``resume=True``
+    continues from the latest checkpoint in ``checkpoint_dir``."""
     trainer = Trainer(model, torch.optim.Adam(model.parameters(), lr=lr), vae_step(reduction=reduction, beta=beta),
                       device=device, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
                       progress=progress)
-    trainer.fit(shuffled_batches(images, batch_size=batch_size, seed=seed), steps=steps,
-                resume=checkpoint_dir is not None)
+    trainer.fit(shuffled_batches(images, batch_size=batch_size, seed=seed), steps=steps, resume=resume)
     return trainer

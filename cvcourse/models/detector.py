@@ -91,6 +91,13 @@ class DenseDetector(nn.Module):
         if images.ndim != 4 or images.shape[1] != 3:
             raise ValueError(f"DenseDetector expects RGB batches (B, 3, H, W), got {tuple(images.shape)}; "
                              "add a batch dimension with images.unsqueeze(0) or repeat a grey channel.")
+        if not images.is_floating_point():
+            raise ValueError(f"DenseDetector expects float images in [0, 1], got {images.dtype}: convert with "
+                             "v2.ToDtype(torch.float32, scale=True) (or images.float() / 255).")
+        weights = self.stem[0][0].weight.dtype
+        if images.dtype != weights and not torch.is_autocast_enabled(images.device.type):
+            raise ValueError(f"DenseDetector's weights are {weights} but the images are {images.dtype}: convert them "
+                             f"with images.to({weights}).")
         if images.shape[-1] % STRIDES[-1] or images.shape[-2] % STRIDES[-1]:
             raise ValueError(f"Image height and width must be multiples of {STRIDES[-1]}, got "
                              f"{tuple(images.shape[-2:])}; resize or pad them (v2.Resize, v2.Pad).")

@@ -47,12 +47,13 @@ class DiffusionUNet(nn.Module):
     classes in [0, num_classes], ``num_classes`` being the null label (``labels=None`` means all null). The
     output head starts at zero, so the untrained model predicts eps = 0 and the loss starts at 1, as in DDPM.
     ``block``, ``attention`` and ``depth`` build the :class:`~cvcourse.models.UNet`; ``patch_size`` (1 or 2) is
-    described above, and images must have sides divisible by it.
+    described above, and images must have sides divisible by it. ``timesteps`` is the schedule's T: a timestep outside
+    [0, T) is refused rather than embedded as if it meant something.
     """
 
     def __init__(self, in_channels: int = 1, *, base_width: int = 32, depth: int = 2, num_classes: int | None = None,
                  embed_dim: int = 128, norm: str = "group", block: str = "conv", attention: bool = False,
-                 patch_size: int = 1) -> None:
+                 patch_size: int = 1, timesteps: int = 1000) -> None:
         super().__init__()
         if patch_size not in (1, 2):
             raise ValueError(f"patch_size must be 1 (pixels) or 2 (2x2 patches as channels), got {patch_size!r}.")
@@ -62,7 +63,7 @@ class DiffusionUNet(nn.Module):
         if embed_dim < 2 or embed_dim % 2:
             raise ValueError(f"embed_dim must be even and >= 2 (half sines, half cosines), got {embed_dim}.")
         self.in_channels, self.num_classes, self.embed_dim = in_channels, num_classes, embed_dim
-        self.patch_size = patch_size
+        self.patch_size, self.timesteps = patch_size, timesteps
         self.time_mlp = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
         self.label_embedding = nn.Embedding(num_classes + 1, embed_dim) if num_classes is not None else None
         self.act = nn.SiLU()
@@ -109,6 +110,10 @@ class DiffusionUNet(nn.Module):
                              "int for the whole batch or a 1-D tensor of length B.")
         if t.dtype == torch.bool or t.is_complex() or (t < 0).any():
             raise ValueError(f"timesteps must be non-negative numbers, got {t.tolist()}.")
+        if (t >= self.timesteps).any():
+            raise ValueError(f"timesteps must lie in [0, {self.timesteps}) (T = {self.timesteps}), got up to "
+                             f"{t.max().item():g}: the schedule's steps are 0..T-1, e.g. torch.randint(0, T, (B,)); "
+                             "build DiffusionUNet(timesteps=T) for another schedule length.")
         return t
 
     def _check_labels(self, x_t: torch.Tensor, labels: torch.Tensor | None) -> torch.Tensor | None:

@@ -83,6 +83,10 @@ class UNet(nn.Module):
         if not images.is_floating_point():
             raise ValueError(f"UNet expects float images (e.g. in [0, 1]), got {images.dtype}; "
                              "convert with torchvision.transforms.v2.ToDtype(torch.float32, scale=True).")
+        weights = self.head.weight.dtype
+        if images.dtype != weights and not torch.is_autocast_enabled(images.device.type):
+            raise ValueError(f"UNet's weights are {weights} but the images are {images.dtype}: convert them with "
+                             f"images.to({weights}) (float64 usually comes from NumPy: torch.from_numpy(a).float()).")
 
 
 def logits_to_mask(logits: torch.Tensor, threshold: float = 0.5) -> torch.Tensor:

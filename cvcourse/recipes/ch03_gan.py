@@ -90,7 +90,7 @@ def trained_gan(cfg: config.Config, *, conditional: bool = False, loss: str = "n
         trainer = train_gan(generator, discriminator, images, labels, steps=recipe.steps,
                             batch_size=recipe.batch_size, lr=recipe.lr, loss=loss, conditional=conditional,
                             seed=recipe.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
-                            checkpoint_every=cfg.checkpoint_every, progress=progress)
+                            checkpoint_every=cfg.checkpoint_every, resume=True, progress=progress)
         require_finished(trainer, recipe.steps)
         return training_info(trainer)
 

@@ -84,7 +84,8 @@ def trained_vae(cfg: config.Config, *, reduction: str = "sum", rebuild: bool = F
         images, _ = training_glyphs(recipe.train_size, recipe.image_size)
         trainer = train_vae(model, images, steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
                             reduction=reduction, beta=recipe.beta, seed=recipe.seed, device=cfg.device,
-                            checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, progress=progress)
+                            checkpoint_dir=checkpoint_dir, checkpoint_every=cfg.checkpoint_every, resume=True,
+                            progress=progress)
         require_finished(trainer, recipe.steps)
         return training_info(trainer)
 

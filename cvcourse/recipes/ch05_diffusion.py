@@ -103,7 +103,8 @@ def noise_schedule(recipe: DdpmRecipe) -> NoiseSchedule:
 def ddpm_unet(recipe: DdpmRecipe, num_classes: int | None = None, in_channels: int = 1) -> DiffusionUNet:
     """The noise predictor of ``recipe`` (untrained): the U-Net the chapters train on glyphs, or on latents."""
     return DiffusionUNet(in_channels, base_width=recipe.width, depth=recipe.depth, num_classes=num_classes,
-                         block=recipe.block, attention=recipe.attention, patch_size=recipe.patch_size)
+                         block=recipe.block, attention=recipe.attention, patch_size=recipe.patch_size,
+                         timesteps=recipe.timesteps)
 
 
 def trained_ddpm(cfg: config.Config, recipe: DdpmRecipe, *, conditional: bool = False, drop_label_prob: float = 0.0,
@@ -129,7 +130,7 @@ def trained_ddpm(cfg: config.Config, recipe: DdpmRecipe, *, conditional: bool = 
                                   lr=recipe.lr, ema_decay=recipe.ema_decay, conditional=conditional,
                                   drop_label_prob=drop_label_prob, min_snr_gamma=recipe.min_snr_gamma,
                                   seed=recipe.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
-                                  checkpoint_every=cfg.checkpoint_every, progress=progress,
+                                  checkpoint_every=cfg.checkpoint_every, resume=True, progress=progress,
                                   callbacks=[snapshots.callback()])
         require_finished(trainer, recipe.steps)
         keep_ema(model, trainer)

@@ -115,7 +115,7 @@ def trained_autoencoder(cfg: config.Config, *, rebuild: bool = False,
         images, _ = training_glyphs(recipe.train_size, recipe.image_size)
         trainer = train_vae(model, images, steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
                             beta=recipe.beta, seed=recipe.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
-                            checkpoint_every=cfg.checkpoint_every, progress=progress)
+                            checkpoint_every=cfg.checkpoint_every, resume=True, progress=progress)
         require_finished(trainer, recipe.steps)
         return training_info(trainer)
 
@@ -159,7 +159,7 @@ def trained_latent_ddpm(cfg: config.Config, *, rebuild: bool = False, progress: 
         trainer = train_diffusion(model, schedule, latents, labels, steps=recipe.steps, batch_size=recipe.batch_size,
                                   lr=recipe.lr, ema_decay=recipe.ema_decay, min_snr_gamma=recipe.min_snr_gamma,
                                   pixels=False, seed=recipe.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
-                                  checkpoint_every=cfg.checkpoint_every, progress=progress,
+                                  checkpoint_every=cfg.checkpoint_every, resume=True, progress=progress,
                                   callbacks=[snapshots.callback()])
         require_finished(trainer, recipe.steps)
         keep_ema(model, trainer)

@@ -74,7 +74,7 @@ def _fit(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, *, steps: 
     trainer = Trainer(model, optimizer, supervised_step(F.cross_entropy), device=device, amp=False,
                       schedulers=schedule, checkpoint_dir=checkpoint_dir, checkpoint_every=CHECKPOINT_EVERY,
                       progress=progress, live_plot=False)
-    trainer.fit(loader, steps=steps, resume=checkpoint_dir is not None)
+    trainer.fit(loader, steps=steps, resume=checkpoint_dir is not None)  # a cached training resumes
     require_finished(trainer, steps)
 
 

@@ -38,7 +38,8 @@ def between_class_variance(image: torch.Tensor, bins: int = 256) -> tuple[torch.
 
     Returns the bin centres (bins,) and the variances (bins - 1,): entry k splits the histogram into
     bins 0..k (class 0) and bins k+1.. (class 1); NaN where one class is empty (no split at all).
-    The histogram has ``bins`` equal bins from the image's min to its max (``torch.histc``).
+    As in scikit-image, a float image's histogram has ``bins`` equal bins from its min to its max
+    (``torch.histc``), and an integer image's (uint8 ...) has one bin per integer value from its min to its max.
     """
     check_grayscale(image)
     if isinstance(bins, bool) or not isinstance(bins, int) or bins < 2:
@@ -49,9 +50,13 @@ def between_class_variance(image: torch.Tensor, bins: int = 256) -> tuple[torch.
             f"no threshold separates a constant image (every pixel is {low}); "
             "check that the image was loaded correctly, or treat it as all background"
         )
-    histogram = torch.histc(image.double().cpu(), bins=bins, min=low, max=high)
+    if image.is_floating_point():
+        histogram = torch.histc(image.double().cpu(), bins=bins, min=low, max=high)
+        centres = low + (torch.arange(bins, dtype=torch.float64) + 0.5) * (high - low) / bins
+    else:
+        histogram = torch.bincount((image.long() - int(low)).flatten().cpu(), minlength=int(high - low) + 1).double()
+        centres = torch.arange(int(low), int(high) + 1, dtype=torch.float64)
     p = histogram / histogram.sum()
-    centres = low + (torch.arange(bins, dtype=torch.float64) + 0.5) * (high - low) / bins
     # Cumulative sums from the left give class 0 of every split, from the right class 1.
     w0 = p.cumsum(0)[:-1]
     w1 = p.flip(0).cumsum(0).flip(0)[1:]
