@@ -37,9 +37,10 @@ notebooks: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m cvcourse.bench --profile $(PROFILE) --results docs/results.md
 
-# Student copies of the notebooks (solution cells replaced by stubs) in build/student/.
+# Student copies of the notebooks (solution cells replaced by stubs) in chapters/student/, where the Colab badges
+# point; a test fails when they are out of date.
 student: $(STAMP)
-	$(BIN)/python -m cvcourse.student chapters build/student
+	$(BIN)/python -m cvcourse.student chapters chapters/student
 
 # Remove outputs and execution counts from every notebook before committing.
 strip: $(STAMP)

@@ -4,4 +4,4 @@ Submodules are imported on demand (``from cvcourse import config, train``) so th
 ``import cvcourse`` stays cheap.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -1,19 +1,31 @@
-"""Keep committed notebooks clean: no outputs, no execution counts, no run metadata.
+"""Keep committed notebooks clean (no outputs, no execution counts, no run metadata) and their install cells
+pinned to the package version they were written with.
 
 Command line (PATH is a notebook or a folder of notebooks)::
 
     python -m cvcourse.notebooks strip PATH...   # rewrite the notebooks that are not clean
     python -m cvcourse.notebooks check PATH...   # exit 1 listing the notebooks that are not clean
+    python -m cvcourse.notebooks pin PATH...     # point every install cell at this version's release tag
+
+On Colab the first code cell installs cvcourse from the release tag ``v<version>`` (``INSTALL_SPEC``), so a saved
+notebook keeps working with the package it was written for, whatever changes on the main branch later.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
 from nbformat import NotebookNode
+
+from cvcourse import __version__
+
+REPOSITORY = "https://github.com/cvcourse/cvcourse"
+INSTALL_SPEC = f"cvcourse @ git+{REPOSITORY}@v{__version__}"
+_INSTALL_LINE = re.compile(r'%pip install -q "cvcourse @ git\+[^"]*"')
 
 
 def strip_outputs(nb: NotebookNode) -> NotebookNode:
@@ -42,6 +54,20 @@ def problems(nb: NotebookNode) -> list[str]:
     return found
 
 
+def install_specs(nb: NotebookNode) -> list[str]:
+    """What the notebook's ``%pip install`` lines of cvcourse install, e.g. ``cvcourse @ git+...@v0.2.0``."""
+    return [line.split('"')[1] for cell in nb.cells if cell.cell_type == "code"
+            for line in _INSTALL_LINE.findall(cell.source)]
+
+
+def pin_install(nb: NotebookNode) -> NotebookNode:
+    """Point every install line of cvcourse at ``INSTALL_SPEC``, in place; return nb."""
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.source = _INSTALL_LINE.sub(f'%pip install -q "{INSTALL_SPEC}"', cell.source)
+    return nb
+
+
 def find_notebooks(paths: Sequence[Path]) -> list[Path]:
     """The notebooks named by ``paths``: each path is a notebook, or a folder whose *.ipynb are taken."""
     found = []
@@ -59,13 +85,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit status."""
     parser = argparse.ArgumentParser(prog="python -m cvcourse.notebooks", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
-    for command, summary in [("strip", "clean notebooks in place"), ("check", "exit 1 unless all are clean")]:
+    for command, summary in [("strip", "clean notebooks in place"), ("check", "exit 1 unless all are clean"),
+                             ("pin", "pin the install cells to this version")]:
         commands.add_parser(command, help=summary).add_argument("paths", nargs="+", type=Path)
     args = parser.parse_args(argv)
     try:
         paths = find_notebooks(args.paths)
     except FileNotFoundError as error:
         parser.error(str(error))
+    if args.command == "pin":
+        for path in paths:
+            nbformat.write(pin_install(nbformat.read(path, as_version=4)), path)
+        print(f"{len(paths)} notebook(s) install {INSTALL_SPEC}")
+        return 0
     unclean = {}
     for path in paths:
         nb = nbformat.read(path, as_version=4)

@@ -19,6 +19,8 @@ from cvcourse.notebooks import find_notebooks, strip_outputs
 
 SOLUTION_TAG = "solution"
 YOUR_CODE = "# YOUR CODE HERE"
+STUDENT_NOTE = ("**Student copy.** Each exercise's solution is replaced by a stub marked `{marker}`; the cell after it "
+                "checks your answer. The solutions are in [the chapter notebook](../{name}).")
 
 
 def function_stub(node: ast.FunctionDef | ast.AsyncFunctionDef, lines: list[str]) -> str:
@@ -78,7 +80,8 @@ def student_stub(source: str) -> str:
 def make_student_copy(src: Path, dst: Path) -> int:
     """Write notebook ``src`` to ``dst`` with solution cells turned into stubs and outputs stripped.
 
-    Returns the number of solution cells turned into stubs.
+    A note under the title says it is the student copy and where the solutions are. Returns the number of solution
+    cells turned into stubs.
     """
     nb = nbformat.read(src, as_version=4)
     stubs = 0
@@ -89,6 +92,9 @@ def make_student_copy(src: Path, dst: Path) -> int:
             except ValueError as error:
                 raise ValueError(f"{src}, solution cell {number}: {error}") from error
             stubs += 1
+    note = nbformat.v4.new_markdown_cell(STUDENT_NOTE.format(marker=YOUR_CODE, name=Path(src).name))
+    note.id = "student-copy-note"
+    nb.cells.insert(1, note)
     Path(dst).parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(strip_outputs(nb), dst)
     return stubs

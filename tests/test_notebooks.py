@@ -5,6 +5,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
+import cvcourse
 from cvcourse import notebooks
 from cvcourse.student import SOLUTION_TAG
 
@@ -118,3 +119,24 @@ def test_unchecked_solutions_finds_solutions_without_a_check():
 def test_every_solution_cell_is_followed_by_a_check(path):
     unchecked = unchecked_solutions(nbformat.read(path, as_version=4))
     assert unchecked == [], f"{path.name}: follow these solution cells with a cell calling exercises.check("
+
+
+@pytest.mark.parametrize("path", COMMITTED + sorted((CHAPTERS / "student").glob("*.ipynb")), ids=lambda p: p.name)
+def test_the_install_cell_pins_this_version_of_the_package(path):
+    """On Colab a notebook installs the release it was written with (`python -m cvcourse.notebooks pin chapters`)."""
+    assert notebooks.install_specs(nbformat.read(path, as_version=4)) == [notebooks.INSTALL_SPEC]
+
+
+def test_pin_rewrites_an_install_cell():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell('if IN_COLAB:\n    %pip install -q "cvcourse @ git+https://x.org/y@v0.0.1"')]
+    assert notebooks.install_specs(notebooks.pin_install(nb)) == [notebooks.INSTALL_SPEC]
+    assert notebooks.INSTALL_SPEC.endswith(f"@v{cvcourse.__version__}")
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_the_colab_badges_open_the_student_copy(path):
+    badge = f"colab.research.google.com/github/cvcourse/cvcourse/blob/main/chapters/student/{path.name})"
+    assert badge in nbformat.read(path, as_version=4).cells[0].source
+    assert badge in (CHAPTERS.parent / "README.md").read_text()
+    assert (CHAPTERS / "student" / path.name).is_file()

@@ -1,6 +1,7 @@
 """Student copies: solution cells become stubs, everything else stays."""
 
 import json
+from pathlib import Path
 
 import nbformat
 import pytest
@@ -89,6 +90,7 @@ def test_make_student_copy_stubs_solutions_and_strips_outputs(tmp_path):
     copy_path = tmp_path / "student" / "chapter.ipynb"
     assert student.make_student_copy(tmp_path / "chapter.ipynb", copy_path) == 1
     copy = nbformat.read(copy_path, as_version=4)
+    assert "Student copy" in copy.cells.pop(1).source  # the note under the title
     assert copy.cells[2].source == STUB
     assert "rows = masks.any" not in json.dumps(copy)
     assert [cell.source for i, cell in enumerate(copy.cells) if i != 2] == [
@@ -103,7 +105,7 @@ def test_running_the_student_stub_raises_not_implemented(tmp_path):
     write_notebook(tmp_path / "chapter.ipynb")
     student.make_student_copy(tmp_path / "chapter.ipynb", tmp_path / "copy.ipynb")
     namespace = {}
-    exec(nbformat.read(tmp_path / "copy.ipynb", as_version=4).cells[2].source, namespace)
+    exec(nbformat.read(tmp_path / "copy.ipynb", as_version=4).cells[3].source, namespace)  # after the note
     with pytest.raises(NotImplementedError, match="Exercise: write boxes_from_masks"):
         namespace["boxes_from_masks"](torch.zeros(1, 2, 2, dtype=torch.bool))
     with pytest.raises(ExerciseFailed, match="not done yet"):
@@ -129,3 +131,22 @@ def test_student_command_refuses_to_overwrite_the_solutions(tmp_path, capsys):
     with pytest.raises(SystemExit):
         student.main([str(tmp_path), str(tmp_path)])
     assert "solutions would be lost" in capsys.readouterr().err
+
+
+def test_committed_student_copies_are_current(tmp_path):
+    """chapters/student/ holds what `make student` writes now: rerun it after changing a chapter."""
+    chapters = Path(__file__).parents[1] / "chapters"
+    for src in sorted(chapters.glob("*.ipynb")):
+        fresh = tmp_path / src.name
+        student.make_student_copy(src, fresh)
+        committed = chapters / "student" / src.name
+        assert committed.is_file(), f"{committed} is missing: run `make student`"
+        assert committed.read_text() == fresh.read_text(), f"{committed} is out of date: run `make student`"
+    assert {path.name for path in (chapters / "student").glob("*.ipynb")} == {p.name for p in chapters.glob("*.ipynb")}
+
+
+def test_the_student_copy_says_what_it_is_and_where_the_solutions_are(tmp_path):
+    src = Path(__file__).parents[1] / "chapters" / "02_unet.ipynb"
+    student.make_student_copy(src, tmp_path / "copy.ipynb")
+    note = nbformat.read(tmp_path / "copy.ipynb", as_version=4).cells[1]
+    assert note.cell_type == "markdown" and "Student copy" in note.source and "(../02_unet.ipynb)" in note.source
