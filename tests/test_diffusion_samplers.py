@@ -93,7 +93,7 @@ def test_ddim_step_matches_diffusers(eta, clip_x0):
     reference = diffusers.DDIMScheduler(num_train_timesteps=1000, clip_sample=clip_x0)
     reference.set_timesteps(20)
     schedule = NoiseSchedule.linear(1000)
-    timesteps = ddim_timesteps(1000, 20)
+    timesteps = ddim_timesteps(1000, 20, spacing="leading")
     assert timesteps == reference.timesteps.tolist()
     x = torch.randn(2, 3, 4, 4, generator=seeded(0))
     for t, t_prev in zip(timesteps, timesteps[1:] + [-1]):
@@ -104,12 +104,35 @@ def test_ddim_step_matches_diffusers(eta, clip_x0):
         x = ours
 
 
-def test_ddim_timesteps_are_evenly_spaced_and_can_start_anywhere():
-    assert ddim_timesteps(1000, 50)[:3] == [980, 960, 940] and ddim_timesteps(1000, 50)[-1] == 0
+def test_leading_ddim_timesteps_are_song_et_als_and_can_start_anywhere():
+    assert ddim_timesteps(1000, 50, spacing="leading")[:3] == [980, 960, 940]
+    assert ddim_timesteps(1000, 50, spacing="leading")[-1] == 0
+    assert ddim_timesteps(10, 10, spacing="leading") == list(range(9, -1, -1))
+    assert ddim_timesteps(100, 1, spacing="leading") == [0]
+    assert ddim_timesteps(1000, 10, t_start=250, spacing="leading") == [250, 200, 100, 0]
+    assert ddim_timesteps(1000, 10, t_start=200, spacing="leading") == [200, 100, 0]
+
+
+@pytest.mark.parametrize("steps", [1, 2, 3, 4, 7, 10, 50, 333, 999, 1000])
+def test_trailing_ddim_timesteps_start_at_t_minus_1_for_every_step_count(steps):
+    timesteps = ddim_timesteps(1000, steps)
+    assert timesteps[0] == 999 and len(timesteps) == len(set(timesteps)) == steps
+    assert timesteps == sorted(timesteps, reverse=True) and timesteps[-1] >= 0
+    assert ddim_timesteps(1000, 1) == [999] and ddim_timesteps(1000, 4) == [999, 749, 499, 249]
     assert ddim_timesteps(10, 10) == list(range(9, -1, -1))
-    assert ddim_timesteps(100, 1) == [0]
-    assert ddim_timesteps(1000, 10, t_start=250) == [250, 200, 100, 0]
-    assert ddim_timesteps(1000, 10, t_start=200) == [200, 100, 0]
+
+
+@pytest.mark.parametrize("steps", [1, 5, 20])
+def test_trailing_timesteps_match_diffusers(steps):
+    diffusers = pytest.importorskip("diffusers")
+    reference = diffusers.DDIMScheduler(num_train_timesteps=1000, timestep_spacing="trailing")
+    reference.set_timesteps(steps)
+    assert ddim_timesteps(1000, steps) == reference.timesteps.tolist()
+
+
+def test_an_unknown_spacing_names_the_choices():
+    with pytest.raises(ValueError, match="trailing, leading"):
+        ddim_timesteps(1000, 10, spacing="linspace")
 
 
 def test_ddim_with_eta_0_is_deterministic_and_lands_on_predicted_x0(schedule):
@@ -139,8 +162,11 @@ def test_starting_at_an_intermediate_timestep_runs_only_the_remaining_steps(sche
     ddpm_sample(model, schedule, x_t.shape, x_T=x_t, t_start=9)
     assert len(model.batch_sizes) == 10
     model.batch_sizes.clear()
-    ddim_sample(model, schedule, x_t.shape, steps=10, x_T=x_t, t_start=12)  # 12, then 10, 5, 0 of the grid
+    ddim_sample(model, schedule, x_t.shape, steps=10, x_T=x_t, t_start=12, spacing="leading")  # 12, 10, 5, 0
     assert len(model.batch_sizes) == 4
+    model.batch_sizes.clear()
+    ddim_sample(model, schedule, x_t.shape, steps=10, x_T=x_t, t_start=12)  # 12, then 9 and 4 of the trailing grid
+    assert len(model.batch_sizes) == 3
 
 
 def test_bad_input_is_explained(schedule):

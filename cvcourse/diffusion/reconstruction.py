@@ -37,15 +37,17 @@ from cvcourse.diffusion.schedules import NoiseSchedule, check_timestep
 @torch.no_grad()
 def ddim_invert(model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor, *, steps: int = 50,
                 labels: torch.Tensor | None = None, t_end: int | None = None, progress: bool = False) -> torch.Tensor:
-    """x_0 -> x_T: deterministic DDIM run backwards through ``ddim_timesteps(T, steps, t_end)`` in increasing order.
+    """x_0 -> x_T: deterministic DDIM run backwards through ``ddim_timesteps(T, steps, t_end, "leading")`` in
+    increasing order.
 
     The first step, from the clean image to the lowest timestep, is eq. 4 with the predicted noise; the others
-    are ``ddim_step`` with ``t_prev > t``. No clipping: the inversion must stay invertible. Returns the sample at
-    ``t_end`` (default: the top of the grid, where ``ddim_sample`` starts).
+    are ``ddim_step`` with ``t_prev > t``. No clipping: the inversion must stay invertible, which is also why it
+    runs on the leading grid (see ``ddim_timesteps``). Returns the sample at ``t_end`` (default: the top of that
+    grid, where ``ddim_reconstruct`` starts sampling back).
     """
     if t_end is not None:
         check_timestep(t_end, schedule.T, "t_end")
-    timesteps = ddim_timesteps(schedule.T, steps, t_end)[::-1]
+    timesteps = ddim_timesteps(schedule.T, steps, t_end, spacing="leading")[::-1]
     x = q_sample(schedule, x0, timesteps[0], eps_theta(model, x0, timesteps[0], labels))
     for t, t_next in tqdm(zip(timesteps, timesteps[1:]), total=len(timesteps) - 1, disable=not progress,
                           desc="DDIM inversion", unit="step"):
@@ -63,7 +65,7 @@ def ddim_reconstruct(model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor,
     """
     x_T = ddim_invert(model, schedule, x0, steps=steps, labels=labels, t_end=t_end, progress=progress)
     return ddim_sample(model, schedule, x0.shape, steps=steps, labels=labels, clip_x0=clip_x0, x_T=x_T,
-                       t_start=t_end, progress=progress)
+                       t_start=t_end, spacing="leading", progress=progress)
 
 
 def partial_diffusion(model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor, t_start: int, *,

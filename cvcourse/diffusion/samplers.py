@@ -78,22 +78,32 @@ def ddim_step(schedule: NoiseSchedule, x_t: torch.Tensor, t: int, t_prev: int, e
     return x_prev
 
 
-def ddim_timesteps(T: int, steps: int, t_start: int | None = None) -> list[int]:
+SPACINGS = ("trailing", "leading")
+
+
+def ddim_timesteps(T: int, steps: int, t_start: int | None = None, spacing: str = "trailing") -> list[int]:
     """The timesteps DDIM visits, decreasing: ``steps`` evenly spaced in [0, T), or ``t_start`` and those below it.
 
-    Song et al. 2021 (Appendix D.2) take ``tau_i = floor(c i)`` with ``c = T / steps``: ``ddim_timesteps(1000, 50)``
-    is 980, 960, ..., 20, 0, and ``steps = T`` is every timestep. The top one is not T - 1: pure noise is taken
-    as the sample at 980, which still holds a signal of ``sqrt(alpha_bar_980)`` (about 0.01 for the linear
-    schedule, 0.03 for the cosine one), a small mismatch. Starting at T - 1 instead ("trailing" spacing, Lin et
-    al. 2024) removes it, but with the cosine schedule the last step is degenerate (``beta = 0.999``,
-    ``alpha_bar_T ~ 1e-9``): predicting x_0 there divides the model's error by ``sqrt(alpha_bar_T)``, which
-    ruins inversion. ``t_start`` (e.g. a partially noised image's timestep) goes first, followed by the
-    timesteps of the grid below it: DDIM's update can jump between any two timesteps.
+    ``"trailing"`` spacing (the default; diffusers' ``timestep_spacing="trailing"``, Lin et al. 2024, section 3.3)
+    starts at T - 1, where sampling starts from pure noise: ``ddim_timesteps(1000, 50)`` is 999, 979, ..., 19, and
+    one step is [999]. ``"leading"`` spacing is Song et al. 2021's ``tau_i = floor(c i)`` with ``c = T / steps``
+    (Appendix D.2): 980, 960, ..., 20, 0, which takes pure noise for the sample at 980, where the cosine schedule
+    still leaves a signal of sqrt(alpha_bar) = 0.03 (and at 900, ten steps' top, 0.154; one step gives [0]: noise
+    taken for an almost clean image). Inversion runs on the leading grid: with the cosine schedule the top step is
+    degenerate (``beta = 0.999``, ``alpha_bar_T ~ 1e-9``), and predicting x_0 there divides the model's error by
+    ``sqrt(alpha_bar_T)``; the sampler survives it by clipping x_0 to the data range, inversion (unclipped) does
+    not. ``t_start`` (e.g. a partially noised image's timestep) goes first, followed by the grid's timesteps below
+    it: DDIM's update can jump between any two timesteps.
     """
     if isinstance(steps, bool) or not isinstance(steps, int) or not 1 <= steps <= T:
         raise ValueError(f"steps must be an int in [1, T] = [1, {T}] (at most one per timestep of the schedule), "
                          f"got {steps!r}; e.g. steps=50.")
-    grid = [i * T // steps for i in reversed(range(steps))]
+    if spacing not in SPACINGS:
+        raise ValueError(f"spacing must be one of {', '.join(SPACINGS)}, got {spacing!r}.")
+    if spacing == "trailing":
+        grid = [round(T - i * T / steps) - 1 for i in range(steps)]
+    else:
+        grid = [i * T // steps for i in reversed(range(steps))]
     if t_start is None:
         return grid
     return [check_timestep(t_start, T, "t_start")] + [t for t in grid if t < t_start]
@@ -122,15 +132,15 @@ def ddpm_sample(model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, ...]
 def ddim_sample(model: EpsModel, schedule: NoiseSchedule, shape: tuple[int, ...], *, steps: int = 50,
                 eta: float = 0.0, labels: torch.Tensor | None = None, guidance_scale: float = 0.0,
                 generator: torch.Generator | None = None, clip_x0: bool = True, x_T: torch.Tensor | None = None,
-                t_start: int | None = None, progress: bool = False) -> torch.Tensor:
-    """DDIM sampling (Song et al. 2021): eq. 12 along ``ddim_timesteps(T, steps, t_start)``, then to x_0.
+                t_start: int | None = None, spacing: str = "trailing", progress: bool = False) -> torch.Tensor:
+    """DDIM sampling (Song et al. 2021): eq. 12 along ``ddim_timesteps(T, steps, t_start, spacing)``, then to x_0.
 
     ``eta = 0`` (default) is deterministic: the same ``x_T`` always gives the same image, which makes
     interpolation and inversion possible; ``eta = 1`` with ``steps = T`` is DDPM's sampler. ``x_T`` is the
     sample at ``t_start`` (default: N(0, I) noise of ``shape`` at the top of the timestep grid).
     """
     _check_eta(eta)
-    timesteps = ddim_timesteps(schedule.T, steps, t_start)
+    timesteps = ddim_timesteps(schedule.T, steps, t_start, spacing)
     x = _start(model, schedule, shape, x_T, t_start, generator)
     for t, t_prev in tqdm(zip(timesteps, timesteps[1:] + [-1]), total=len(timesteps), disable=not progress,
                           desc="DDIM", unit="step"):

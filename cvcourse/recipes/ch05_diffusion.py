@@ -142,21 +142,22 @@ def trained_ddpm(cfg: config.Config, recipe: DdpmRecipe, *, conditional: bool = 
 
 
 def cached_samples(model: DiffusionUNet, schedule: NoiseSchedule, shape: tuple[int, ...], *, sampler: str = "ddpm",
-                   steps: int | None = None, eta: float = 0.0, labels: torch.Tensor | None = None,
-                   guidance_scale: float = 0.0, seed: int = 0, rebuild: bool = False,
-                   progress: bool = False) -> tuple[torch.Tensor, float]:
+                   steps: int | None = None, eta: float = 0.0, spacing: str = "trailing",
+                   labels: torch.Tensor | None = None, guidance_scale: float = 0.0, seed: int = 0,
+                   rebuild: bool = False, progress: bool = False) -> tuple[torch.Tensor, float]:
     """Samples of ``shape`` (B, C, H, W) in [0, 1] from a pixel-space model and the sampler's seconds, cached.
 
-    ``sampler`` is ``"ddpm"`` (every timestep) or ``"ddim"`` (``steps``, ``eta``). The cache key holds a digest
-    of the model's weights and every sampler setting, so a retrained model or another setting samples afresh;
-    the seconds are those measured when the samples were drawn.
+    ``sampler`` is ``"ddpm"`` (every timestep) or ``"ddim"`` (``steps``, ``eta``, ``spacing``). The cache key holds
+    a digest of the model's weights and every sampler setting, so a retrained model or another setting samples
+    afresh; the seconds are those measured when the samples were drawn.
     """
     if sampler not in ("ddpm", "ddim"):
         raise ValueError(f"unknown sampler {sampler!r}; choose 'ddpm' or 'ddim'.")
     device = next(model.parameters()).device
     key = dict(model=tensor_digest(*model.state_dict().values()), schedule=tensor_digest(schedule.betas),
                shape=list(shape), sampler=sampler, steps=steps if sampler == "ddim" else schedule.T,
-               eta=eta if sampler == "ddim" else 1.0, labels=None if labels is None else tensor_digest(labels),
+               eta=eta if sampler == "ddim" else 1.0, spacing=spacing if sampler == "ddim" else "every",
+               labels=None if labels is None else tensor_digest(labels),
                guidance_scale=guidance_scale, seed=seed, device=device.type)
 
     def make() -> dict[str, Any]:
@@ -167,7 +168,7 @@ def cached_samples(model: DiffusionUNet, schedule: NoiseSchedule, shape: tuple[i
         if sampler == "ddpm":
             x = ddpm_sample(model, schedule.to(device), shape, **options)
         else:
-            x = ddim_sample(model, schedule.to(device), shape, steps=steps or 50, eta=eta, **options)
+            x = ddim_sample(model, schedule.to(device), shape, steps=steps or 50, eta=eta, spacing=spacing, **options)
         return {"images": to_image_range(x).cpu(), "seconds": time.perf_counter() - started}
 
     entry = cached("glyph-samples", key, make, rebuild=rebuild)
