@@ -7,7 +7,7 @@ from torch import nn
 from torchmetrics.image.fid import FrechetInceptionDistance
 
 from cvcourse.data.glyphs import glyph_tensors
-from cvcourse.generative.metrics import ImageQuality, frechet_distance, psnr
+from cvcourse.generative.metrics import ImageQuality, frechet_distance, manifold_scores, psnr
 from cvcourse.recipes.judge import JudgeRecipe, train_judge
 
 
@@ -212,3 +212,49 @@ def test_psnr_matches_scikit_image_per_image():
     assert torch.isinf(psnr(references, references)).all()
     with pytest.raises(ValueError, match="same shape"):
         psnr(images[:2], references)
+
+
+def gaussian_features(count: int, seed: int, shift: float = 0.0, dimensions: int = 8) -> torch.Tensor:
+    return torch.randn(count, dimensions, generator=torch.Generator().manual_seed(seed), dtype=torch.float64) + shift
+
+
+@pytest.mark.parametrize("k", [1, 3, 5])
+def test_manifold_scores_match_the_authors_reference_implementation(k):
+    from prdc import compute_prdc
+
+    for real, fake in [(gaussian_features(300, 0), gaussian_features(250, 1, shift=0.3)),
+                       (gaussian_features(200, 2), gaussian_features(200, 3, shift=2.0)),
+                       (gaussian_features(150, 4, dimensions=3), gaussian_features(300, 5, dimensions=3) * 0.5)]:
+        expected = compute_prdc(real.numpy(), fake.numpy(), nearest_k=k)
+        got = manifold_scores(real, fake, k=k)
+        assert got == pytest.approx({name: float(value) for name, value in expected.items()}, abs=1e-12)
+
+
+def test_manifold_scores_on_cases_with_a_known_answer():
+    real = gaussian_features(400, 0)
+    same = manifold_scores(real, gaussian_features(400, 1))  # the same distribution
+    assert same["precision"] > 0.85 and same["recall"] > 0.85 and 0.8 < same["density"] < 1.2
+    assert same["coverage"] == pytest.approx(1 - 0.5**3, abs=0.05)  # Naeem et al.'s expected value for equal sizes
+    assert manifold_scores(real, real.clone())["precision"] == manifold_scores(real, real.clone())["recall"] == 1.0
+    far = manifold_scores(real, gaussian_features(400, 1, shift=50.0))  # disjoint sets
+    assert far == {"precision": 0.0, "recall": 0.0, "density": 0.0, "coverage": 0.0}
+    collapsed = manifold_scores(real, real[:1].repeat(400, 1) + 1e-3 * gaussian_features(400, 2))  # mode collapse
+    assert collapsed["precision"] == 1.0 and collapsed["recall"] < 0.05 and collapsed["coverage"] < 0.05
+    # half of the real points: all real, but only half the diversity (their sparser balls reach into the other half)
+    subset = manifold_scores(real, real[real[:, 0] > 0])
+    assert subset["precision"] == 1.0 and subset["recall"] < 0.8 and subset["coverage"] < 0.8
+
+
+def test_manifold_scores_explain_bad_input():
+    with pytest.raises(ValueError, match="feature sizes differ"):
+        manifold_scores(gaussian_features(10, 0), gaussian_features(10, 1, dimensions=4))
+    with pytest.raises(ValueError, match=r"k must be an int in \[1, 9\]"):
+        manifold_scores(gaussian_features(10, 0), gaussian_features(12, 1), k=10)
+
+
+def test_the_judge_measures_manifold_scores_on_its_features(judge, glyphs):
+    (train_images, _), (held_out, _) = glyphs
+    scores = judge.manifold(held_out[:100], held_out[100:])
+    assert set(scores) == {"precision", "recall", "density", "coverage"} and scores["precision"] > 0.8
+    blurred = judge.manifold(held_out[:100] * 0.0 + held_out[:100].mean(), held_out[100:])  # one grey image
+    assert blurred["recall"] < 0.1

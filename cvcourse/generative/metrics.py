@@ -239,6 +239,11 @@ class ImageQuality:
             result["label_accuracy"] = self._label_accuracy(probabilities, labels)
         return result
 
+    def manifold(self, images: torch.Tensor, real_images: torch.Tensor, k: int = 3) -> dict[str, float]:
+        """Improved precision and recall, density and coverage of ``images`` against ``real_images``, on the judge's
+        features (:func:`manifold_scores`); compare sets of equal size."""
+        return manifold_scores(self.features(real_images), self.features(images), k=k)
+
     def reference_points(self, held_out_images: torch.Tensor, *, blur_sigma: float = 1.0, noise_std: float = 0.2,
                          seed: int = 0) -> dict[str, float]:
         """FCDs that put a model's FCD in context, each against the reference.
@@ -255,6 +260,42 @@ class ImageQuality:
         noise = torch.randn(held_out_images.shape, generator=torch.Generator().manual_seed(seed))
         noised = (held_out_images + noise_std * noise.to(held_out_images.device)).clamp(0, 1)
         return {"held_out": self.fcd(held_out_images), "blurred": self.fcd(blurred), "noised": self.fcd(noised)}
+
+
+def _kth_neighbour_distances(features: torch.Tensor, k: int) -> torch.Tensor:
+    """Each point's distance to its ``k``-th nearest neighbour in the same set (itself not counted)."""
+    return torch.cdist(features, features).kthvalue(k + 1, dim=1).values
+
+
+def manifold_scores(real_features: torch.Tensor | np.ndarray, fake_features: torch.Tensor | np.ndarray,
+                    k: int = 3) -> dict[str, float]:
+    """Where generated samples lie relative to real ones, from k-nearest-neighbour balls in a feature space.
+
+    Each real point's ball reaches its ``k``-th nearest real neighbour (and each fake point's its ``k``-th fake one):
+    - ``precision``: the share of fakes inside some real ball (Kynkaanniemi et al. 2019, eq. 1-2): how much of what
+      the model draws looks real;
+    - ``recall``: the share of reals inside some fake ball: how much of the real distribution the model reaches;
+    - ``density``: the number of real balls a fake lies in, over ``k``, averaged (Naeem et al. 2020, eq. 3): about 1
+      when fakes are distributed like reals, more when they crowd where reals are dense, less in outliers;
+    - ``coverage``: the share of real balls that hold at least one fake (Naeem et al. 2020, eq. 4), which, unlike
+      recall, fake outliers cannot inflate.
+    Distances are Euclidean, in float64; a point on a ball's edge is outside (as in the authors' code).
+    """
+    real = torch.as_tensor(_as_features(real_features, "real_features"))
+    fake = torch.as_tensor(_as_features(fake_features, "fake_features"))
+    if real.shape[1] != fake.shape[1]:
+        raise ValueError(f"The feature sizes differ: {real.shape[1]} and {fake.shape[1]}; compute both sets with the "
+                         "same feature extractor.")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k < min(len(real), len(fake)):
+        raise ValueError(f"k must be an int in [1, {min(len(real), len(fake)) - 1}] (fewer than each set's size), "
+                         f"got {k!r}; 3 is the usual choice.")
+    real_radii, fake_radii = _kth_neighbour_distances(real, k), _kth_neighbour_distances(fake, k)
+    distances = torch.cdist(real, fake)  # (real, fake)
+    in_real_balls = distances < real_radii[:, None]
+    return {"precision": float(in_real_balls.any(dim=0).double().mean()),
+            "recall": float((distances < fake_radii[None, :]).any(dim=1).double().mean()),
+            "density": float(in_real_balls.sum(dim=0).double().mean() / k),
+            "coverage": float(in_real_balls.any(dim=1).double().mean())}
 
 
 def psnr(images: torch.Tensor, references: torch.Tensor, data_range: float = 1.0) -> torch.Tensor:
