@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 PROFILE ?= cpu
 NBVAL_CELL_TIMEOUT ?= 600
 
-.PHONY: install lab test unit notebooks bench student strip clean
+.PHONY: install lab test test-gpu-profile unit notebooks bench student strip clean
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ lab: $(STAMP)
 test: $(STAMP)
 	CVCOURSE_PROFILE=smoke MPLBACKEND=Agg $(BIN)/python -m pytest tests chapters \
 		--nbval-lax --nbval-current-env --nbval-cell-timeout=$(NBVAL_CELL_TIMEOUT) -p no:cacheprovider
+
+# The gpu profile (what Colab picks) on this machine's CPU: every chapter with the gpu profile's models, batches and
+# data paths, each budget capped at a few steps and the real datasets replaced by tiny files in their formats.
+test-gpu-profile: $(STAMP)
+	CVCOURSE_GPU_PROFILE_CHECK=1 MPLBACKEND=Agg $(BIN)/python -m pytest tests/test_gpu_profile.py -p no:cacheprovider -v
 
 unit: $(STAMP)
 	CVCOURSE_PROFILE=smoke $(BIN)/python -m pytest tests

@@ -8,6 +8,10 @@
 
 Unset, the profile is ``gpu`` when CUDA is available and ``cpu`` otherwise.
 
+``CVCOURSE_CHECK_CAP=N`` is for one check only, ``make test-gpu-profile``: it runs a profile's code paths (models,
+batch sizes, data) on any machine by capping every training and sampling budget (:func:`capped`); results are then
+not checked.
+
 Each chapter's recipe (``cvcourse.recipes.ch02_unet`` ...) declares its settings as a frozen dataclass whose
 defaults are the ``cpu`` profile's, and the few values the ``smoke`` and ``gpu`` profiles change. A notebook
 calls ``cfg = recipe.load()`` once, reads its sizes from ``cfg`` and ends with ``cfg.check(name, value)``,
@@ -31,6 +35,8 @@ from cvcourse.device import pick_device
 
 PROFILES = ("smoke", "cpu", "gpu")
 PROFILE_ENV = "CVCOURSE_PROFILE"
+CAP_ENV = "CVCOURSE_CHECK_CAP"
+CAPPED_SAMPLES = 100  # ten of each class, as the sample grids show them
 COMPARISONS = {"<=": operator.le, ">=": operator.ge, "<": operator.lt, ">": operator.gt}
 
 
@@ -100,6 +106,35 @@ def with_overrides(settings: Any, overrides: Mapping[str, Any]) -> Any:
     return dataclasses.replace(settings, **changes)
 
 
+def capped(settings: Any, cap: int) -> Any:
+    """``settings`` with every step count (``*steps``), interval (``*_every``) and timing repeat (``*repeats``) at
+    most ``cap``, every sample count (``*_count``) at most 100 and every data size (``*train_size``,
+    ``*test_size``, ``*_train``, ``*_test``) at most twice the largest batch size (or 64), so that a profile's code
+    runs in minutes. Models, batch sizes and image
+    sizes stay as they are, and so does a diffusion schedule's length (``*timesteps``): they are what a check of the
+    profile has to exercise."""
+    if isinstance(cap, bool) or not isinstance(cap, int) or cap < 1:
+        raise ValueError(f"{CAP_ENV} must be a positive integer (steps per training), got {cap!r}.")
+    batch = max([value for name, value in _rows(settings) if name.endswith("batch_size")] + [32])
+
+    def limit(name: str, value: Any) -> Any:
+        if isinstance(value, bool) or not isinstance(value, int):
+            return value
+        if name.endswith(("steps", "_every", "repeats")) and not name.endswith("timesteps"):
+            return min(value, cap)
+        if name.endswith("_count"):
+            return min(value, CAPPED_SAMPLES)
+        if name.endswith(("train_size", "test_size", "_train", "_test")):
+            return min(value, 2 * batch)
+        return value
+
+    changes = {}
+    for item in dataclasses.fields(settings):
+        value = getattr(settings, item.name)
+        changes[item.name] = (capped(value, cap) if dataclasses.is_dataclass(value) else limit(item.name, value))
+    return dataclasses.replace(settings, **changes)
+
+
 def settings_key(settings: Any) -> dict[str, Any]:
     """The dataclass ``settings`` as plain JSON values, targets left out: what a cached result depends on."""
     values = dataclasses.asdict(settings)
@@ -137,6 +172,7 @@ class Config:
     profile: str
     device: torch.device
     settings: Settings
+    cap: int | None = None  # CVCOURSE_CHECK_CAP: budgets capped, results not checked
 
     def __getattr__(self, name: str) -> Any:
         settings = self.__dict__.get("settings")
@@ -157,6 +193,9 @@ class Config:
         """
         value = float(value)
         target = self.targets.get(name)
+        if self.cap is not None:
+            print(f"{name} = {value:.4g}: not checked, every budget is capped at {self.cap} steps ({CAP_ENV})")
+            return False
         if target is None:
             print(f"{name} = {value:.4g}: no target in the {self.profile} profile, not checked")
             return False
@@ -167,6 +206,8 @@ class Config:
 
     def __repr__(self) -> str:
         rows = [("profile", f"{self.profile}  (set {PROFILE_ENV}=smoke|cpu|gpu to change)"), ("device", self.device)]
+        if self.cap is not None:
+            rows.append(("capped", f"at {self.cap} steps by {CAP_ENV}: a check of the code, not of the results"))
         rows += _rows(self.settings)
         targets = ", ".join(f"{name} {target}" for name, target in self.targets.items())
         rows.append(("targets", targets or "none in this profile"))
@@ -185,5 +226,12 @@ def load(chapter: str, settings_type: type[Settings], overrides: Mapping[str, Ma
     unknown = set(overrides) - set(PROFILES)
     if unknown:
         raise KeyError(f"Overrides for unknown profiles {sorted(unknown)}; profiles are {', '.join(PROFILES)}.")
-    return Config(chapter=chapter, profile=name, device=pick_device(device),
-                  settings=with_overrides(settings_type(), overrides.get(name, {})))
+    settings = with_overrides(settings_type(), overrides.get(name, {}))
+    cap = os.environ.get(CAP_ENV, "").strip()
+    if cap:
+        if not cap.isdigit():
+            raise ValueError(f"{CAP_ENV} must be a positive integer (steps per training), got {cap!r}; unset it to "
+                             "run the chapters in full.")
+        settings = capped(settings, int(cap))
+    return Config(chapter=chapter, profile=name, device=pick_device(device), settings=settings,
+                  cap=int(cap) if cap else None)

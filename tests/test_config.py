@@ -119,3 +119,20 @@ def test_targets_compare_like_they_read(text, value, met):
 def test_malformed_targets_are_rejected(text):
     with pytest.raises(ValueError, match="A target reads like"):
         config.Target.parse(text)
+
+
+def test_the_check_cap_shrinks_budgets_keeps_models_and_batches_and_checks_nothing(monkeypatch, capsys):
+    from cvcourse.recipes import ch05_diffusion
+
+    full = ch05_diffusion.load("gpu", device="cpu")
+    monkeypatch.setenv("CVCOURSE_CHECK_CAP", "3")
+    cfg = ch05_diffusion.load("gpu", device="cpu")
+    assert cfg.cap == 3 and cfg.ddpm.steps == 3 and cfg.ddpm.snapshot_every == 3 and cfg.checkpoint_every == 3
+    assert cfg.sample_count == cfg.speed_count == 100 and cfg.ddpm.train_size == 2 * cfg.ddpm.batch_size
+    assert cfg.ddpm.timesteps == full.ddpm.timesteps == 1000  # the schedule is the model's, not a budget
+    assert (cfg.ddpm.width, cfg.ddpm.batch_size, cfg.ddpm.image_size) == (full.ddpm.width, full.ddpm.batch_size, 28)
+    assert cfg.check("ddpm_precision", 0.0) is False and "not checked" in capsys.readouterr().out
+    assert "capped" in repr(cfg)
+    monkeypatch.setenv("CVCOURSE_CHECK_CAP", "three")
+    with pytest.raises(ValueError, match="CVCOURSE_CHECK_CAP must be a positive integer"):
+        ch05_diffusion.load("gpu", device="cpu")

@@ -9,33 +9,11 @@ from torchvision.transforms import v2
 
 from cvcourse.data import DatasetNotFoundError, ISBIStack, MaskFolder, oxford_pet
 
-PET_IDS = {"trainval": ["Abyssinian_1 1 1 1", "Abyssinian_2 1 1 1", "yorkshire_terrier_7 37 2 25"],
-           "test": ["Abyssinian_3 1 1 1", "Bengal_4 6 1 4"]}
-BAND_COLOURS = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230]], dtype=np.uint8)  # trimap 1, 2, 3
+from real_formats import write_mask_folder, write_pet_dataset, write_stack  # isort: skip
 
 
 def plain(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.as_subclass(torch.Tensor)
-
-
-def write_pet_dataset(root):
-    """The layout torchvision.datasets.OxfordIIITPet reads: images/*.jpg, annotations/trimaps/*.png and the
-    split files annotations/{trainval,test}.txt ("<id> <class> <species> <breed id>" per line).
-
-    Each trimap has three vertical bands, 1 (pet), 2 (background), 3 (border), 16 pixels wide; the
-    image paints each band in its own colour, so image and mask can be checked for alignment.
-    """
-    base = root / "oxford-iiit-pet"
-    (base / "images").mkdir(parents=True)
-    (base / "annotations" / "trimaps").mkdir(parents=True)
-    trimap = np.repeat(np.repeat(np.array([[1, 2, 3]], dtype=np.uint8), 16, axis=1), 36, axis=0)  # 36 x 48
-    for split, lines in PET_IDS.items():
-        (base / "annotations" / f"{split}.txt").write_text("".join(line + "\n" for line in lines))
-        for line in lines:
-            name = line.split()[0]
-            Image.fromarray(BAND_COLOURS[trimap - 1]).save(base / "images" / f"{name}.jpg", quality=95)
-            Image.fromarray(trimap).save(base / "annotations" / "trimaps" / f"{name}.png")
-    return base
 
 
 def test_oxford_pet_items_are_resized_aligned_and_mapped(tmp_path):
@@ -79,12 +57,6 @@ def test_oxford_pet_missing_split_file_is_named(tmp_path):
 def test_oxford_pet_bad_arguments(tmp_path, kwargs, match):
     with pytest.raises(ValueError, match=match):
         oxford_pet(tmp_path, **kwargs)
-
-
-def write_stack(path, pages):
-    """A multi-page TIFF, as the ISBI 2012 volumes are stored."""
-    frames = [Image.fromarray(page) for page in pages]
-    frames[0].save(path, save_all=True, append_images=frames[1:])
 
 
 @pytest.fixture
@@ -158,24 +130,6 @@ def test_a_file_that_is_not_an_image_is_named(tmp_path):
     (tmp_path / "train-volume.tif").write_text("not a tiff")
     with pytest.raises(ValueError, match=r"train-volume\.tif is not an image file PIL can read"):
         ISBIStack(tmp_path / "train-volume.tif")
-
-
-def write_mask_folder(root, stems=("a", "b", "c"), size=(10, 8)):
-    """images/<stem>.png|.jpg and masks/<stem>.png holding class ids 0..2 (a palette PNG for one)."""
-    (root / "images").mkdir(parents=True)
-    (root / "masks").mkdir()
-    masks = {}
-    for number, stem in enumerate(stems):
-        width, height = size
-        image = np.full((height, width, 3), 30 * number % 256, dtype=np.uint8)
-        Image.fromarray(image).save(root / "images" / f"{stem}{'.jpg' if number % 2 else '.png'}")
-        mask = (np.arange(width)[None, :] * 3 // width).repeat(height, axis=0).astype(np.uint8)
-        masks[stem] = mask
-        picture = Image.fromarray(mask)
-        if number == 2:
-            picture = picture.convert("P")
-        picture.save(root / "masks" / f"{stem}.png")
-    return masks
 
 
 def test_mask_folder_pairs_images_and_masks_by_stem(tmp_path):

@@ -2,7 +2,6 @@
 
 import pickle
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -13,36 +12,14 @@ from torchvision.tv_tensors._dataset_wrapper import VOC_DETECTION_CATEGORIES
 
 from cvcourse.data import VOC_CLASSES, DatasetNotFoundError, PennFudan, voc_detection
 
+from real_formats import (PEDESTRIAN_COLOURS, PEDESTRIANS, VOC_ANNOTATION, VOC_ITEMS, VOC_OBJECT,  # isort: skip
+                          write_penn_fudan, write_voc)
+
 PIXEL_EDGES = torch.tensor([0.0, 0.0, 1.0, 1.0])  # masks_to_boxes gives the last pixel, boxes its far edge
-PEDESTRIAN_COLOURS = np.array([[200, 40, 40], [40, 200, 40]], dtype=np.uint8)
-# Pedestrian k of an image: rows, columns (0-based, end excluded) of its rectangle in the 40 x 30 mask.
-PEDESTRIANS = {"FudanPed00001": [(slice(5, 25), slice(3, 9)), (slice(10, 28), slice(20, 27))],
-               "PennPed00002": [(slice(0, 30), slice(35, 40))]}
 
 
 def plain(tensor: torch.Tensor) -> torch.Tensor:
     return tensor.as_subclass(torch.Tensor)
-
-
-def write_penn_fudan(root):
-    """PennFudanPed/PNGImages/<name>.png (RGB) and PedMasks/<name>_mask.png, pedestrian k painted with id k.
-
-    The first mask is a palette PNG like the real ones, the second a grayscale one; each pedestrian is
-    painted in the image in its own colour, so image and masks can be checked for alignment.
-    """
-    base = root / "PennFudanPed"
-    (base / "PNGImages").mkdir(parents=True)
-    (base / "PedMasks").mkdir()
-    for number, (name, rectangles) in enumerate(PEDESTRIANS.items()):
-        image = np.full((30, 40, 3), 90, dtype=np.uint8)
-        mask = np.zeros((30, 40), dtype=np.uint8)
-        for k, (rows, columns) in enumerate(rectangles, start=1):
-            image[rows, columns] = PEDESTRIAN_COLOURS[k - 1]
-            mask[rows, columns] = k
-        Image.fromarray(image).save(base / "PNGImages" / f"{name}.png")
-        picture = Image.fromarray(mask)
-        (picture.convert("P") if number == 0 else picture).save(base / "PedMasks" / f"{name}_mask.png")
-    return base
 
 
 def test_penn_fudan_items_have_one_mask_box_and_label_per_pedestrian(tmp_path):
@@ -120,57 +97,6 @@ def test_penn_fudan_colour_mask_and_size_mismatch(tmp_path):
 
 
 # Pascal VOC: (name, image size (w, h), objects (class, xmin, ymin, xmax, ymax) in VOC's 1-based pixels).
-VOC_ITEMS = [("2007_000027", (48, 40), [("person", 5, 7, 20, 30)]),
-             ("2008_000002", (36, 50), [("dog", 1, 1, 10, 12), ("tvmonitor", 20, 30, 36, 50)])]
-VOC_OBJECT = """  <object>
-    <name>{name}</name>
-    <pose>Unspecified</pose>
-    <truncated>0</truncated>
-    <difficult>0</difficult>
-    <bndbox>
-      <xmin>{xmin}</xmin>
-      <ymin>{ymin}</ymin>
-      <xmax>{xmax}</xmax>
-      <ymax>{ymax}</ymax>
-    </bndbox>
-  </object>
-"""
-VOC_ANNOTATION = """<annotation>
-  <folder>VOC2012</folder>
-  <filename>{filename}</filename>
-  <source>
-    <database>The VOC2007 Database</database>
-    <annotation>PASCAL VOC2007</annotation>
-    <image>flickr</image>
-  </source>
-  <size>
-    <width>{width}</width>
-    <height>{height}</height>
-    <depth>3</depth>
-  </size>
-  <segmented>0</segmented>
-{objects}</annotation>
-"""
-
-
-def write_voc(root, items=VOC_ITEMS):
-    """VOCdevkit/VOC2012/{JPEGImages/*.jpg, Annotations/*.xml, ImageSets/Main/train.txt}, as in the VOC
-    archive. Each object's box is painted white on a black image, so image and boxes can be checked."""
-    voc = root / "VOCdevkit" / "VOC2012"
-    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
-        (voc / folder).mkdir(parents=True)
-    for name, (width, height), objects in items:
-        image = np.zeros((height, width, 3), dtype=np.uint8)
-        for _, xmin, ymin, xmax, ymax in objects:
-            image[ymin - 1:ymax, xmin - 1:xmax] = 255  # VOC's pixels xmin..xmax, 1-based and inclusive
-        Image.fromarray(image).save(voc / "JPEGImages" / f"{name}.jpg", quality=100)
-        xml = "".join(VOC_OBJECT.format(name=c, xmin=x0, ymin=y0, xmax=x1, ymax=y1) for c, x0, y0, x1, y1 in objects)
-        (voc / "Annotations" / f"{name}.xml").write_text(
-            VOC_ANNOTATION.format(filename=f"{name}.jpg", width=width, height=height, objects=xml))
-    (voc / "ImageSets" / "Main" / "train.txt").write_text("".join(f"{name}\n" for name, _, _ in items))
-    return voc
-
-
 def test_voc_classes_follow_torchvisions_label_numbers():
     assert VOC_CLASSES[0] == "background" and len(VOC_CLASSES) == 21
     assert VOC_CLASSES[1:] == tuple(VOC_DETECTION_CATEGORIES[1:])

@@ -140,3 +140,11 @@ def test_the_colab_badges_open_the_student_copy(path):
     assert badge in nbformat.read(path, as_version=4).cells[0].source
     assert badge in (CHAPTERS.parent / "README.md").read_text()
     assert (CHAPTERS / "student" / path.name).is_file()
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_each_chapter_has_one_check_cell_tagged_check(path):
+    """The last section's cell that asserts the chapter's results carries the tag "check" (the gpu-profile check,
+    whose budgets are capped, runs every cell but that one)."""
+    cells = [cell for cell in nbformat.read(path, as_version=4).cells if "check" in cell.metadata.get("tags", [])]
+    assert len(cells) == 1 and cells[0].cell_type == "code" and "cfg.check(" in cells[0].source

@@ -1,0 +1,149 @@
+"""Tiny datasets written in each real dataset's own on-disk format, for the loaders' tests and the gpu-profile
+check: Oxford-IIIT Pet, the ISBI 2012 stacks, a folder of images and masks, Penn-Fudan and Pascal VOC."""
+
+import numpy as np
+from PIL import Image
+
+PET_IDS = {"trainval": ["Abyssinian_1 1 1 1", "Abyssinian_2 1 1 1", "yorkshire_terrier_7 37 2 25"],
+           "test": ["Abyssinian_3 1 1 1", "Bengal_4 6 1 4"]}
+BAND_COLOURS = np.array([[230, 30, 30], [30, 230, 30], [30, 30, 230]], dtype=np.uint8)  # trimap 1, 2, 3
+PEDESTRIAN_COLOURS = np.array([[200, 40, 40], [40, 200, 40]], dtype=np.uint8)
+# Pedestrian k of an image: rows, columns (0-based, end excluded) of its rectangle in the 40 x 30 mask.
+PEDESTRIANS = {"FudanPed00001": [(slice(5, 25), slice(3, 9)), (slice(10, 28), slice(20, 27))],
+               "PennPed00002": [(slice(0, 30), slice(35, 40))]}
+
+
+VOC_ITEMS = [("2007_000027", (48, 40), [("person", 5, 7, 20, 30)]),
+             ("2008_000002", (36, 50), [("dog", 1, 1, 10, 12), ("tvmonitor", 20, 30, 36, 50)])]
+VOC_OBJECT = """  <object>
+    <name>{name}</name>
+    <pose>Unspecified</pose>
+    <truncated>0</truncated>
+    <difficult>0</difficult>
+    <bndbox>
+      <xmin>{xmin}</xmin>
+      <ymin>{ymin}</ymin>
+      <xmax>{xmax}</xmax>
+      <ymax>{ymax}</ymax>
+    </bndbox>
+  </object>
+"""
+VOC_ANNOTATION = """<annotation>
+  <folder>VOC2012</folder>
+  <filename>{filename}</filename>
+  <source>
+    <database>The VOC2007 Database</database>
+    <annotation>PASCAL VOC2007</annotation>
+    <image>flickr</image>
+  </source>
+  <size>
+    <width>{width}</width>
+    <height>{height}</height>
+    <depth>3</depth>
+  </size>
+  <segmented>0</segmented>
+{objects}</annotation>
+"""
+
+
+def write_pet_dataset(root):
+    """The layout torchvision.datasets.OxfordIIITPet reads: images/*.jpg, annotations/trimaps/*.png and the
+    split files annotations/{trainval,test}.txt ("<id> <class> <species> <breed id>" per line).
+
+    Each trimap has three vertical bands, 1 (pet), 2 (background), 3 (border), 16 pixels wide; the
+    image paints each band in its own colour, so image and mask can be checked for alignment.
+    """
+    base = root / "oxford-iiit-pet"
+    (base / "images").mkdir(parents=True)
+    (base / "annotations" / "trimaps").mkdir(parents=True)
+    trimap = np.repeat(np.repeat(np.array([[1, 2, 3]], dtype=np.uint8), 16, axis=1), 36, axis=0)  # 36 x 48
+    for split, lines in PET_IDS.items():
+        (base / "annotations" / f"{split}.txt").write_text("".join(line + "\n" for line in lines))
+        for line in lines:
+            name = line.split()[0]
+            Image.fromarray(BAND_COLOURS[trimap - 1]).save(base / "images" / f"{name}.jpg", quality=95)
+            Image.fromarray(trimap).save(base / "annotations" / "trimaps" / f"{name}.png")
+    return base
+
+
+def write_stack(path, pages):
+    """A multi-page TIFF, as the ISBI 2012 volumes are stored."""
+    frames = [Image.fromarray(page) for page in pages]
+    frames[0].save(path, save_all=True, append_images=frames[1:])
+
+
+def write_mask_folder(root, stems=("a", "b", "c"), size=(10, 8)):
+    """images/<stem>.png|.jpg and masks/<stem>.png holding class ids 0..2 (a palette PNG for one)."""
+    (root / "images").mkdir(parents=True)
+    (root / "masks").mkdir()
+    masks = {}
+    for number, stem in enumerate(stems):
+        width, height = size
+        image = np.full((height, width, 3), 30 * number % 256, dtype=np.uint8)
+        Image.fromarray(image).save(root / "images" / f"{stem}{'.jpg' if number % 2 else '.png'}")
+        mask = (np.arange(width)[None, :] * 3 // width).repeat(height, axis=0).astype(np.uint8)
+        masks[stem] = mask
+        picture = Image.fromarray(mask)
+        if number == 2:
+            picture = picture.convert("P")
+        picture.save(root / "masks" / f"{stem}.png")
+    return masks
+
+
+def write_penn_fudan(root):
+    """PennFudanPed/PNGImages/<name>.png (RGB) and PedMasks/<name>_mask.png, pedestrian k painted with id k.
+
+    The first mask is a palette PNG like the real ones, the second a grayscale one; each pedestrian is
+    painted in the image in its own colour, so image and masks can be checked for alignment.
+    """
+    base = root / "PennFudanPed"
+    (base / "PNGImages").mkdir(parents=True)
+    (base / "PedMasks").mkdir()
+    for number, (name, rectangles) in enumerate(PEDESTRIANS.items()):
+        image = np.full((30, 40, 3), 90, dtype=np.uint8)
+        mask = np.zeros((30, 40), dtype=np.uint8)
+        for k, (rows, columns) in enumerate(rectangles, start=1):
+            image[rows, columns] = PEDESTRIAN_COLOURS[k - 1]
+            mask[rows, columns] = k
+        Image.fromarray(image).save(base / "PNGImages" / f"{name}.png")
+        picture = Image.fromarray(mask)
+        (picture.convert("P") if number == 0 else picture).save(base / "PedMasks" / f"{name}_mask.png")
+    return base
+
+
+def write_voc(root, items=VOC_ITEMS):
+    """VOCdevkit/VOC2012/{JPEGImages/*.jpg, Annotations/*.xml, ImageSets/Main/train.txt}, as in the VOC
+    archive. Each object's box is painted white on a black image, so image and boxes can be checked."""
+    voc = root / "VOCdevkit" / "VOC2012"
+    for folder in ("JPEGImages", "Annotations", "ImageSets/Main"):
+        (voc / folder).mkdir(parents=True)
+    for name, (width, height), objects in items:
+        image = np.zeros((height, width, 3), dtype=np.uint8)
+        for _, xmin, ymin, xmax, ymax in objects:
+            image[ymin - 1:ymax, xmin - 1:xmax] = 255  # VOC's pixels xmin..xmax, 1-based and inclusive
+        Image.fromarray(image).save(voc / "JPEGImages" / f"{name}.jpg", quality=100)
+        xml = "".join(VOC_OBJECT.format(name=c, xmin=x0, ymin=y0, xmax=x1, ymax=y1) for c, x0, y0, x1, y1 in objects)
+        (voc / "Annotations" / f"{name}.xml").write_text(
+            VOC_ANNOTATION.format(filename=f"{name}.jpg", width=width, height=height, objects=xml))
+    (voc / "ImageSets" / "Main" / "train.txt").write_text("".join(f"{name}\n" for name, _, _ in items))
+    return voc
+
+
+def write_isbi(root, pages=30, size=(128, 128), seed=0):
+    """isbi2012/train-volume.tif and train-labels.tif: ``pages`` random 8-bit pages and labels of 0 and 255."""
+    rng = np.random.default_rng(seed)
+    folder = root / "isbi2012"
+    folder.mkdir(parents=True, exist_ok=True)
+    write_stack(folder / "train-volume.tif", rng.integers(0, 256, (pages, *size), dtype=np.uint8))
+    write_stack(folder / "train-labels.tif", np.where(rng.random((pages, *size)) < 0.7, 255, 0).astype(np.uint8))
+    return folder
+
+
+def write_every_format(root):
+    """Every dataset the chapters load, in the folders where they look for it (``data_root()`` = ``root``)."""
+    write_pet_dataset(root)
+    write_isbi(root)
+    write_mask_folder(root / "my_segmentation")
+    write_penn_fudan(root)
+    write_voc(root)
+    return root
