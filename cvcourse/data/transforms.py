@@ -72,7 +72,7 @@ def segmentation_transforms(crop_size: int | tuple[int, int] | None = None, *, f
                          f"{brightness} and {elastic_sigma}; e.g. elastic_alpha=30, elastic_sigma=5.")
     steps: list[Any] = [v2.RandomHorizontalFlip(), v2.RandomVerticalFlip()] if flips else []
     if crop_size is not None:
-        steps.append(v2.RandomCrop(crop_size))
+        steps.append(v2.RandomCrop(crop_size, pad_if_needed=True))
     if elastic_alpha > 0:
         steps.append(v2.ElasticTransform(alpha=elastic_alpha, sigma=elastic_sigma))
     if brightness > 0:
