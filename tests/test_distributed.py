@@ -4,6 +4,8 @@ checkpoints resume on 1 process and back, a resumed run is exact on every proces
 import datetime
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -17,6 +19,7 @@ import cvcourse.train
 from cvcourse.checkpoint import read_checkpoint
 from cvcourse.distributed import Replicas, shard_loader
 from cvcourse.history import LivePlot
+from cvcourse.recipes import appendix_ddp
 from cvcourse.seeding import seed_everything
 from cvcourse.train import NonFiniteLossError, Trainer, supervised_step
 
@@ -219,3 +222,17 @@ def test_one_process_alone_is_left_as_it_is():
     assert alone.shard(loader) is loader and alone.wrap(models) == models and alone.unwrap(models) == models
     assert alone.mean(2.5) == 2.5 and alone.any(False) is False and alone.on_main(len) is len
     assert alone.with_rank_states(state) is state and alone.own_rank_states(state) is state
+
+
+def test_torchrun_starts_the_script_on_two_processes_that_train_as_one(tmp_path, one_thread):
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2", "-m",
+               "cvcourse.recipes.appendix_ddp", "--out", str(tmp_path), "--profile", "smoke", "--device", "cpu"]
+    finished = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 0, finished.stderr[-2000:]
+    two = appendix_ddp.read_results(tmp_path)
+    assert (two["processes"], two["backend"], two["threads_per_process"]) == (2, "gloo", 1)
+    cfg = appendix_ddp.load("smoke", "cpu")
+    one, _ = appendix_ddp.train_cells(cfg, progress=False)
+    assert two["steps"] == one.step == cfg.steps
+    torch.testing.assert_close(two["losses"][:5], one.history.series("loss")[1][:5], rtol=1e-5, atol=1e-6)
+    assert appendix_ddp.trained_unet(cfg, tmp_path).state_dict().keys() == one.model.state_dict().keys()
