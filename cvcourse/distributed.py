@@ -9,8 +9,10 @@ started the process (or when it is given a process group): the same training cod
     torchrun --standalone --nproc_per_node=2 my_training.py
 
 A loader's batch is the *global* batch: on N processes each one trains on ``batch_size / N`` of its images, so a
-recipe keeps its batch size and learning rate whatever the number of processes. On one process, without a process
-group, every method of :class:`Replicas` returns what it was given: the single-process path is unchanged.
+recipe keeps its batch size and learning rate whatever the number of processes. Rank 0 alone writes checkpoints and
+every process reads them: on several machines, give the Trainer a ``checkpoint_dir`` on a file system they share.
+On one process, without a process group, every method of :class:`Replicas` returns what it was given: the
+single-process path is unchanged.
 """
 
 from __future__ import annotations
