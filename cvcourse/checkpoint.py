@@ -86,6 +86,12 @@ def checkpoint_paths(directory: str | os.PathLike) -> list[Path]:
     return sorted(directory.glob("step_*.pt"), key=lambda p: int(re.findall(r"\d+", p.stem)[0]))
 
 
+def prune_checkpoints(directory: str | os.PathLike, keep: int) -> None:
+    """Delete all but the newest ``keep`` checkpoints in ``directory``."""
+    for old in checkpoint_paths(directory)[:-keep]:
+        old.unlink()
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """Load a checkpoint safely: ``weights_only=True`` and ``map_location="cpu"``.
 

@@ -2,7 +2,8 @@
 
 At the start of every pass the random states are kept (and checkpointed with the run): replaying them makes the
 loader shuffle and augment exactly as before, so a run resumed in the middle of a pass sees the same batches as
-one that was never interrupted.
+one that was never interrupted. A loader whose sampler has ``set_epoch`` (a DistributedSampler) is told which pass
+it starts, so that every process shuffles alike and each pass differently.
 """
 
 from __future__ import annotations
@@ -59,6 +60,8 @@ class EpochCursor:
     def batches(self, loader: Iterable) -> Iterator:
         """An iterator over this pass's batches that skips the ones already trained on."""
         generator = getattr(loader, "generator", None)
+        if hasattr(getattr(loader, "sampler", None), "set_epoch"):
+            loader.sampler.set_epoch(self.epoch)
         if self.batch == 0:
             if generator is not None and self._next_loader_state is not None:  # a run resumed between two passes
                 generator.set_state(self._next_loader_state)

@@ -42,11 +42,13 @@ from cvcourse.checkpoint import (
     CheckpointError,
     checkpoint_paths,
     claim_checkpoint_dir,
+    prune_checkpoints,
     read_checkpoint,
     run_signature,
     write_checkpoint,
 )
 from cvcourse.device import AmpPolicy, amp_policy, pick_device, to_device
+from cvcourse.distributed import join
 from cvcourse.epochs import EpochCursor, loader_length, total_steps
 from cvcourse.history import History, LivePlot, in_notebook
 from cvcourse.interrupts import finish_step_first
@@ -76,7 +78,8 @@ class Trainer:
     exponential moving average of ``models[ema_of]`` in ``trainer.ema`` (a torch AveragedModel).
     Checkpoints go to ``checkpoint_dir`` every ``checkpoint_every`` steps, after the last step and on Ctrl+C.
     ``seconds`` is the wall time spent in :meth:`fit`; checkpoints keep it, so a resumed run reports the
-    time of all its steps, not only of those after the interruption.
+    time of all its steps, not only of those after the interruption. Under ``torchrun`` (or given a torch.distributed
+    ``process_group``) it trains one replica per process, and rank 0 alone writes: :mod:`cvcourse.distributed`.
     """
 
     def __init__(self, models: nn.Module | Mapping[str, nn.Module],
@@ -85,8 +88,8 @@ class Trainer:
                  grad_clip: float | None = None, schedulers: Any = None, ema_decay: float | None = None,
                  ema_of: str | None = None, checkpoint_dir: str | os.PathLike | None = None, checkpoint_every: int = 0,
                  keep_checkpoints: int = 2, callbacks: Iterable[Any] = (), progress: bool = True,
-                 live_plot: bool | None = None, plot_every: int = 25) -> None:
-        self.device = pick_device(device)
+                 live_plot: bool | None = None, plot_every: int = 25, process_group: Any = None) -> None:
+        self.device, self.replicas = join(process_group, pick_device(device))  # one process, or one of N replicas
         self.models = _as_dict(models, "model")
         self.optimizers = _as_dict(optimizers, "optimizer")
         self.schedulers = _as_dict(schedulers, "scheduler")
@@ -99,13 +102,14 @@ class Trainer:
         self.scaler = self.amp.make_scaler()
         self.grad_clip = grad_clip
         self.ema = self._make_ema(ema_decay, ema_of)
+        self.models = self.replicas.wrap(self.models)
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
         self.checkpoint_every = checkpoint_every
         self.keep_checkpoints = keep_checkpoints
         self.callbacks = list(callbacks)
-        if live_plot if live_plot is not None else (progress and in_notebook()):
+        if self.replicas.is_main and (live_plot if live_plot is not None else (progress and in_notebook())):
             self.callbacks.append(LivePlot(every=plot_every))
-        self.progress = progress
+        self.progress = progress and self.replicas.is_main
         self.history = History()
         self.step = 0  # optimisation steps completed
         self.seconds = 0.0  # wall time spent in fit, summed over every run a checkpoint resumed
@@ -164,9 +168,10 @@ class Trainer:
         step finish, then saves a checkpoint and returns (a second Ctrl+C stops at once). The last step is always
         checkpointed when there is a ``checkpoint_dir``.
         """
+        loader = self.replicas.shard(loader)  # this process's share of every batch (all of it on one process)
         total = total_steps(loader, steps, epochs)
         if self.checkpoint_dir is not None and (resume or self.step == 0):  # a trainer continuing keeps its own
-            latest = claim_checkpoint_dir(self.checkpoint_dir, self.signature(), resume=resume)
+            latest = self.replicas.on_main(claim_checkpoint_dir)(self.checkpoint_dir, self.signature(), resume=resume)
             if latest is not None:
                 self.load_checkpoint(latest)
         for model in self.models.values():
@@ -181,13 +186,13 @@ class Trainer:
                     yielded, batches = 0, self.cursor.batches(loader)
                     for batch in batches:
                         yielded += 1
-                        samples += _batch_size(batch)
+                        samples += _batch_size(batch) * self.replicas.world_size
                         self._train_step(batch)
                         bar.update(1)
                         if self.step % 10 == 0 or self.step == total:
                             rate = samples / max(time.perf_counter() - started, 1e-9)
                             bar.set_postfix(self._postfix(rate), refresh=False)
-                        if interrupted():
+                        if self.replicas.any(interrupted()):  # every process stops after the same step
                             raise KeyboardInterrupt
                         if self.step >= total:
                             break
@@ -210,12 +215,12 @@ class Trainer:
         self._tick()
         saved = self.save_checkpoint() if self.checkpoint_dir is not None else None
         where = f"saved to {saved}" if saved else "kept in memory (no checkpoint_dir was given)"
-        bar.write(f"Interrupted after step {self.step}; the trained state is {where}. "
-                  "Call fit(..., resume=True) to continue.")
+        self.replicas.on_main(bar.write)(f"Interrupted after step {self.step}; the trained state is {where}. "
+                                         "Call fit(..., resume=True) to continue.")
 
     def signature(self) -> dict[str, Any]:
         """This trainer's configuration, as checkpoints record it (:func:`cvcourse.checkpoint.run_signature`)."""
-        return run_signature(self.models, self.optimizers, self.schedulers, self._ema_decay)
+        return run_signature(self.replicas.unwrap(self.models), self.optimizers, self.schedulers, self._ema_decay)
 
     def _train_step(self, batch: Any) -> None:
         batch = to_device(batch, self.device, non_blocking=self.device.type == "cuda")
@@ -267,10 +272,10 @@ class Trainer:
 
     # -- checkpoints ---------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        return {
+        return self.replicas.with_rank_states({
             "format": CHECKPOINT_FORMAT,
             "step": self.step, **self.cursor.state_dict(),
-            "models": {name: model.state_dict() for name, model in self.models.items()},
+            "models": {name: model.state_dict() for name, model in self.replicas.unwrap(self.models).items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
@@ -279,7 +284,7 @@ class Trainer:
             "seconds": self.seconds,
             "rng": self._rng_after_step,
             "signature": self.signature(),
-        }
+        })
 
     def save_checkpoint(self, path: str | os.PathLike | None = None) -> Path:
         """Write the whole training state (atomically) and return its path; keep the newest ``keep_checkpoints``."""
@@ -287,11 +292,10 @@ class Trainer:
             if self.checkpoint_dir is None:
                 raise ValueError("No path given and no checkpoint_dir set: pass one of them.")
             path = self.checkpoint_dir / f"step_{self.step:07d}.pt"
-        path = write_checkpoint(self.state_dict(), path)
+        path = self.replicas.on_main(write_checkpoint)(self.state_dict(), path)  # rank 0 writes, the others wait
         self._saved_step = self.step
         if self.checkpoint_dir is not None and path.parent == self.checkpoint_dir:
-            for old in self.checkpoints()[:-self.keep_checkpoints]:
-                old.unlink()
+            self.replicas.on_main(prune_checkpoints)(self.checkpoint_dir, self.keep_checkpoints)
         return path
 
     def checkpoints(self) -> list[Path]:
@@ -304,9 +308,9 @@ class Trainer:
 
     def load_checkpoint(self, path: str | os.PathLike) -> None:
         """Restore everything :meth:`save_checkpoint` wrote; see :func:`read_checkpoint`."""
-        state = read_checkpoint(path)
+        state = self.replicas.own_rank_states(read_checkpoint(path))
         try:
-            for name, model in self.models.items():
+            for name, model in self.replicas.unwrap(self.models).items():
                 model.load_state_dict(state["models"][name])
             for name, optimizer in self.optimizers.items():
                 optimizer.load_state_dict(state["optimizers"][name])
@@ -350,7 +354,7 @@ class Trainer:
         return self.optimizers[name]
 
     def _finite_value(self, loss: Any, name: str) -> float:
-        value = float(loss.detach().float().item()) if torch.is_tensor(loss) else float(loss)
+        value = self.replicas.mean(float(loss.detach().float().item()) if torch.is_tensor(loss) else float(loss))
         if not math.isfinite(value):
             last = self.latest_checkpoint()
             raise NonFiniteLossError(

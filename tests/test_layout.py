@@ -122,7 +122,11 @@ def notebook_checks(notebook: Path) -> tuple[str, set[str]]:
     return (recipe[1] if recipe else ""), set(re.findall(r"cfg\.check\(\"(\w+)\"", source))
 
 
-@pytest.mark.parametrize("notebook", sorted((ROOT / "chapters").glob("[0-9][0-9]_*.ipynb")), ids=lambda path: path.stem)
+CHAPTER_NOTEBOOKS = sorted([*(ROOT / "chapters").glob("[0-9][0-9]_*.ipynb"),
+                            *(ROOT / "chapters").glob("appendix_*.ipynb")])
+
+
+@pytest.mark.parametrize("notebook", CHAPTER_NOTEBOOKS, ids=lambda path: path.stem)
 def test_every_target_is_checked_by_the_notebook_or_judged_by_the_bench(notebook):
     recipe_name, checked = notebook_checks(notebook)
     assert recipe_name, f"{notebook.name} does not load its recipe as `from cvcourse.recipes import ... as recipe`"
