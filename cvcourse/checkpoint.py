@@ -67,6 +67,12 @@ def claim_checkpoint_dir(directory: str | os.PathLike, signature: dict[str, Any]
     return None
 
 
+def scheduler_state(scheduler: Any) -> dict[str, Any]:
+    """``scheduler.state_dict()`` without functions: torch < 2.4 keeps OneCycleLR's ``anneal_func`` (a bound method)
+    in it, which ``torch.load(weights_only=True)`` refuses; the scheduler rebuilt on resume has the same one."""
+    return {key: value for key, value in scheduler.state_dict().items() if not callable(value)}
+
+
 def write_checkpoint(state: dict[str, Any], path: str | os.PathLike) -> Path:
     """``torch.save`` to a temporary file beside ``path``, then rename it: an interrupted write leaves no broken
     file."""

@@ -45,6 +45,17 @@ _AMP_DTYPE_NAMES = {
 _SHORT_DTYPE_NAMES = {torch.bfloat16: "bf16", torch.float16: "fp16"}
 
 
+def autocast_enabled(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type``: ``torch.is_autocast_enabled(device_type)``, which torch 2.3 lacks
+    (there it takes no argument and answers for CUDA; the CPU has its own function)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return device_type == "cuda" and torch.is_autocast_enabled()
+
+
 def _as_device(device: str | torch.device) -> torch.device:
     """Parse ``device`` into a ``torch.device`` of a type the course supports."""
     try:

@@ -45,6 +45,7 @@ from cvcourse.checkpoint import (
     prune_checkpoints,
     read_checkpoint,
     run_signature,
+    scheduler_state,
     write_checkpoint,
 )
 from cvcourse.device import AmpPolicy, amp_policy, pick_device, to_device
@@ -277,7 +278,7 @@ class Trainer:
             "step": self.step, **self.cursor.state_dict(),
             "models": {name: model.state_dict() for name, model in self.replicas.unwrap(self.models).items()},
             "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
-            "schedulers": {name: sched.state_dict() for name, sched in self.schedulers.items()},
+            "schedulers": {name: scheduler_state(sched) for name, sched in self.schedulers.items()},
             "scaler": self.scaler.state_dict(),
             "ema": self.ema.state_dict() if self.ema is not None else None,
             "history": self.history.state_dict(),
@@ -368,14 +369,6 @@ class Trainer:
         shown = {name: f"{self.history.last(name):.4f}" for name in self.history.names()[:3]}
         shown["img/s"] = f"{samples_per_second:.0f}"
         return shown
-
-
-def require_finished(trainer: Trainer, steps: int) -> None:
-    """Raise KeyboardInterrupt if ``fit`` returned early (Ctrl+C) before ``steps``: the caller must not use the
-    half-trained model as a finished one (its checkpoint, if any, is kept to resume from)."""
-    if trainer.step < steps:
-        raise KeyboardInterrupt(f"training stopped at step {trainer.step} of {steps}; run it again to resume "
-                                "from the last checkpoint")
 
 
 def supervised_step(loss_fn: Callable[[torch.Tensor, Any], torch.Tensor]) -> StepFn:

@@ -344,3 +344,9 @@ def test_cuda_to_device_loader_and_reports(capsys):
     assert dev.environment_report()["gpu_name"] == name
     assert dev.main(["--check"]) == 0
     assert "torchvision.ops.nms runs on cuda: OK" in capsys.readouterr().out
+
+
+def test_autocast_enabled_answers_for_the_device_type_asked():
+    assert not dev.autocast_enabled("cpu") and not dev.autocast_enabled("cuda")
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        assert dev.autocast_enabled("cpu") and not dev.autocast_enabled("cuda")

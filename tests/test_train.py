@@ -327,3 +327,17 @@ def test_live_plot_updates_one_display(monkeypatch):
                       progress=False, live_plot=True, plot_every=2)
     trainer.fit(DataLoader(NoisyPoints(), batch_size=16), steps=4)
     assert shown == ["new", "update", "update"]  # steps 2 and 4, then the final picture
+
+
+def test_a_checkpointed_scheduler_state_holds_no_functions_and_loads_with_weights_only(tmp_path):
+    from cvcourse.checkpoint import scheduler_state
+
+    model = nn.Linear(2, 1)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    state = scheduler_state(scheduler)
+    assert not any(callable(value) for value in state.values())
+    torch.save(state, tmp_path / "scheduler.pt")
+    again = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    again.load_state_dict(torch.load(tmp_path / "scheduler.pt", weights_only=True))
+    assert again.get_last_lr() == scheduler.get_last_lr()

@@ -39,6 +39,11 @@ class _CIFAR10Files(CIFAR10):
     meta = {**CIFAR10.meta, "md5": None}
 
 
+def _mirror(source: type[MNIST]) -> str:
+    """The first https mirror torchvision lists (torchvision < 0.22 lists the defunct yann.lecun.com first)."""
+    return next((url for url in source.mirrors if url.startswith("https://")), source.mirrors[0])
+
+
 def _idx_layout(source: type[MNIST], function: str, size: str) -> dict[str, Any]:
     """Where torchvision's MNIST or FashionMNIST reads its four uncompressed idx files, and how to get them."""
     archives = [name for name, _ in source.resources]
@@ -46,7 +51,7 @@ def _idx_layout(source: type[MNIST], function: str, size: str) -> dict[str, Any]
         folder=f"{source.__name__}/raw",  # torchvision names the folder after its class
         files=[name.removesuffix(".gz") for name in archives],
         how_to_get=f"call {function}(download=True) (needs internet, as on Colab; about {size}), or download "
-        f"{', '.join(archives)} from {source.mirrors[0]} and gunzip them into the folder below",
+        f"{', '.join(archives)} from {_mirror(source)} and gunzip them into the folder below",
     )
 
 

@@ -22,6 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cvcourse.device import autocast_enabled
 from cvcourse.models.blocks import conv_bn_relu, norm_layer
 
 STRIDES = (4, 8, 16)
@@ -95,7 +96,7 @@ class DenseDetector(nn.Module):
             raise ValueError(f"DenseDetector expects float images in [0, 1], got {images.dtype}: convert with "
                              "v2.ToDtype(torch.float32, scale=True) (or images.float() / 255).")
         weights = self.stem[0][0].weight.dtype
-        if images.dtype != weights and not torch.is_autocast_enabled(images.device.type):
+        if images.dtype != weights and not autocast_enabled(images.device.type):
             raise ValueError(f"DenseDetector's weights are {weights} but the images are {images.dtype}: convert them "
                              f"with images.to({weights}).")
         if images.shape[-1] % STRIDES[-1] or images.shape[-2] % STRIDES[-1]:

@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from cvcourse.device import autocast_enabled
 from cvcourse.models.blocks import AttentionBottleneck, Down, Up, block_class, group_count, norm_layer
 
 
@@ -84,7 +85,7 @@ class UNet(nn.Module):
             raise ValueError(f"UNet expects float images (e.g. in [0, 1]), got {images.dtype}; "
                              "convert with torchvision.transforms.v2.ToDtype(torch.float32, scale=True).")
         weights = self.head.weight.dtype
-        if images.dtype != weights and not torch.is_autocast_enabled(images.device.type):
+        if images.dtype != weights and not autocast_enabled(images.device.type):
             raise ValueError(f"UNet's weights are {weights} but the images are {images.dtype}: convert them with "
                              f"images.to({weights}) (float64 usually comes from NumPy: torch.from_numpy(a).float()).")
 

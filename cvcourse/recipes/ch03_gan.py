@@ -18,9 +18,8 @@ from cvcourse import config
 from cvcourse.generative.training import train_gan
 from cvcourse.models.gan import Discriminator, Generator
 from cvcourse.recipes.glyphs import training_glyphs
-from cvcourse.recipes.training import cached_training, training_info
+from cvcourse.recipes.training import cached_training, require_finished, training_info
 from cvcourse.seeding import seed_everything
-from cvcourse.train import require_finished
 
 CHAPTER = "03_gan"
 

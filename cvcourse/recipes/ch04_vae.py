@@ -19,9 +19,8 @@ from cvcourse.generative.training import train_vae
 from cvcourse.models.vae import VAE
 from cvcourse.recipes import ch03_gan
 from cvcourse.recipes.glyphs import training_glyphs
-from cvcourse.recipes.training import cached_training, training_info
+from cvcourse.recipes.training import cached_training, require_finished, training_info
 from cvcourse.seeding import seed_everything
-from cvcourse.train import require_finished
 
 CHAPTER = "04_vae"
 

@@ -26,9 +26,8 @@ from cvcourse.diffusion.training import Snapshots, keep_ema, train_diffusion
 from cvcourse.models.diffusion_unet import DiffusionUNet
 from cvcourse.recipes.glyphs import training_glyphs
 from cvcourse.recipes.judge import glyph_judge
-from cvcourse.recipes.training import cached_training, training_info
+from cvcourse.recipes.training import cached_training, require_finished, training_info
 from cvcourse.seeding import seed_everything
-from cvcourse.train import require_finished
 
 CHAPTER = "05_diffusion"
 

@@ -27,9 +27,8 @@ from cvcourse.recipes import ch05_diffusion as ch05
 from cvcourse.recipes.ch05_diffusion import DdpmRecipe, ddpm_unet, noise_schedule
 from cvcourse.recipes.glyphs import training_glyphs
 from cvcourse.recipes.judge import glyph_judge
-from cvcourse.recipes.training import cached_training, training_info
+from cvcourse.recipes.training import cached_training, require_finished, training_info
 from cvcourse.seeding import seed_everything
-from cvcourse.train import require_finished
 
 CHAPTER = "06_guided_latent_diffusion"
 

@@ -25,8 +25,9 @@ from cvcourse.data.memory import shuffled_batches
 from cvcourse.generative.metrics import ImageQuality, check_images
 from cvcourse.inference import predict
 from cvcourse.models.classifier import SmallCNN
+from cvcourse.recipes.training import require_finished
 from cvcourse.seeding import seed_everything
-from cvcourse.train import Trainer, require_finished, supervised_step
+from cvcourse.train import Trainer, supervised_step
 
 CHECKPOINT_EVERY = 250
 MIN_ACCURACY = 0.98  # a weaker judge is refused

@@ -19,6 +19,14 @@ from cvcourse.history import History
 from cvcourse.train import Trainer
 
 
+def require_finished(trainer: Trainer, steps: int) -> None:
+    """Raise KeyboardInterrupt if ``fit`` returned early (Ctrl+C) before ``steps``: the caller must not cache the
+    half-trained model as a finished one (its checkpoint, if any, is kept to resume from)."""
+    if trainer.step < steps:
+        raise KeyboardInterrupt(f"training stopped at step {trainer.step} of {steps}; run it again to resume "
+                                "from the last checkpoint")
+
+
 def training_info(trainer: Trainer) -> dict[str, Any]:
     """What the cache keeps beside the weights: the history (as plain lists), the seconds and the steps.
 
