@@ -114,6 +114,19 @@ def show_images(
     return figure
 
 
+def show_snapshots(galleries: torch.Tensor, steps: Sequence[int], columns: int | None = None,
+                   scale: float = 0.9) -> Figure:
+    """One row per training snapshot, titled with its step: ``galleries`` (snapshots, N, C, H, W) holds the same
+    noise sampled with the weights of each of ``steps`` (as ``cvcourse.diffusion.training.Snapshots`` records it);
+    ``columns`` shows only the first ones of each row."""
+    if galleries.ndim != 5 or len(galleries) != len(steps):
+        raise ValueError(f"galleries must be (snapshots, N, C, H, W) with one snapshot per step, got shape "
+                         f"{tuple(galleries.shape)} for {len(steps)} steps")
+    galleries = galleries[:, :columns]
+    titles = [f"step {step}" if column == 0 else "" for step in steps for column in range(galleries.shape[1])]
+    return show_images(galleries.flatten(0, 1), ncols=galleries.shape[1], titles=titles, scale=scale)
+
+
 def class_colors(num_classes: int) -> list[tuple[int, int, int]]:
     """A fixed palette: class 0 (background) is black, then matplotlib's tab20, strong hues first, cycled."""
     if num_classes < 1:

@@ -131,7 +131,7 @@ def test_the_check_cap_shrinks_budgets_keeps_models_and_batches_and_checks_nothi
     assert cfg.sample_count == cfg.speed_count == 100 and cfg.ddpm.train_size == 2 * cfg.ddpm.batch_size
     assert cfg.ddpm.timesteps == full.ddpm.timesteps == 1000  # the schedule is the model's, not a budget
     assert (cfg.ddpm.width, cfg.ddpm.batch_size, cfg.ddpm.image_size) == (full.ddpm.width, full.ddpm.batch_size, 28)
-    assert cfg.check("ddpm_precision", 0.0) is False and "not checked" in capsys.readouterr().out
+    assert cfg.check("ddpm_confident_share", 0.0) is False and "not checked" in capsys.readouterr().out
     assert "capped" in repr(cfg)
     monkeypatch.setenv("CVCOURSE_CHECK_CAP", "three")
     with pytest.raises(ValueError, match="CVCOURSE_CHECK_CAP must be a positive integer"):

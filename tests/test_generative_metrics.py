@@ -1,4 +1,5 @@
-"""The offline image-quality measure: Fréchet distance, FCD against torchmetrics, precision, coverage, PSNR."""
+"""The offline image-quality measure: Fréchet distance, FCD against torchmetrics, the judge's confident share and class
+coverage, the manifold scores (k-NN precision and recall, density, coverage), PSNR."""
 
 import numpy as np
 import pytest
@@ -119,7 +120,7 @@ def test_fcd_agrees_with_torchmetrics_given_the_same_feature_extractor(judge, gl
     assert judge.fcd(held_out.flip(-1)) > 10 * judge.fcd(held_out)  # mirrored digits are far from real ones
 
 
-def test_precision_coverage_and_label_accuracy_on_hand_made_probabilities(judge, glyphs, monkeypatch):
+def test_confident_share_class_coverage_and_label_accuracy_on_hand_made_probabilities(judge, glyphs, monkeypatch):
     _, (held_out, _) = glyphs
     probabilities = torch.tensor([[0.95, 0.05, 0, 0, 0, 0, 0, 0, 0, 0],   # confident, class 0
                                   [0.5, 0.5, 0, 0, 0, 0, 0, 0, 0, 0],     # a tie: argmax says class 0
@@ -131,20 +132,20 @@ def test_precision_coverage_and_label_accuracy_on_hand_made_probabilities(judge,
         return held_out[:len(probabilities)]
 
     four = classifier_says(probabilities)
-    assert judge.precision(four) == 0.5
-    assert judge.coverage(four) == pytest.approx(1.5 / np.log2(10))  # histogram (1/2, 1/4, 1/4): 1.5 bits
+    assert judge.confident_share(four) == 0.5
+    assert judge.class_coverage(four) == pytest.approx(1.5 / np.log2(10))  # histogram (1/2, 1/4, 1/4): 1.5 bits
     assert judge.label_accuracy(four, [0, 1, 1, 3]) == 0.75
     assert judge.label_accuracy(four, torch.tensor([1, 1, 0, 3])) == 0.25
     report = judge.report(four, labels=[0, 0, 1, 3])
-    assert report["precision"] == 0.5 and report["label_accuracy"] == 1.0 and "fcd" in report
-    assert set(judge.report(four)) == {"fcd", "precision", "coverage"}
+    assert report["confident_share"] == 0.5 and report["label_accuracy"] == 1.0 and "fcd" in report
+    assert set(judge.report(four)) == {"fcd", "confident_share", "class_coverage"}
     assert judge.verdicts(four) == {"confident": 0.5, "blend": 0.5, "unclear": 0.0}  # rows 2 and 4: two classes
     spread = classifier_says(torch.tensor([[0.5, 0.3, 0.2] + [0.0] * 7, [0.05, 0.86] + [0.01] * 8]))
     # 0.5 + 0.3 does not reach 0.9 (unclear), 0.86 + 0.05 does (a blend)
     assert judge.verdicts(spread) == {"confident": 0.0, "blend": 0.5, "unclear": 0.5}
     every_class = classifier_says(torch.eye(10))
-    assert judge.coverage(every_class) == pytest.approx(1.0) and judge.precision(every_class) == 1.0
-    assert judge.coverage(classifier_says(torch.eye(10)[[7] * 10])) == 0.0
+    assert judge.class_coverage(every_class) == pytest.approx(1.0) and judge.confident_share(every_class) == 1.0
+    assert judge.class_coverage(classifier_says(torch.eye(10)[[7] * 10])) == 0.0
 
 
 def test_real_glyphs_are_judged_real(judge, glyphs):
@@ -152,9 +153,9 @@ def test_real_glyphs_are_judged_real(judge, glyphs):
     assert judge.accuracy > 0.8
     report = judge.report(held_out, labels)
     assert report["label_accuracy"] == pytest.approx(judge.accuracy)
-    assert report["coverage"] > 0.95  # every digit drawn about equally often
-    assert report["precision"] > judge.precision(torch.rand_like(held_out))
-    assert judge.coverage(held_out[:1].expand(50, -1, -1, -1)) == 0.0  # one image fifty times: one class
+    assert report["class_coverage"] > 0.95  # every digit drawn about equally often
+    assert report["confident_share"] > judge.confident_share(torch.rand_like(held_out))
+    assert judge.class_coverage(held_out[:1].expand(50, -1, -1, -1)) == 0.0  # one image fifty times: one class
     same = ImageQuality.from_statistics(judge.classifier, judge.reference_mean, judge.reference_covariance, (16, 16))
     assert same.fcd(held_out) == judge.fcd(held_out)
 
@@ -166,9 +167,9 @@ def test_bad_images_are_explained(judge, glyphs):
     with pytest.raises(ValueError, match=r"x.float\(\) / 255"):
         judge.fcd((held_out * 255).to(torch.uint8))
     with pytest.raises(ValueError, match=r"x.unsqueeze\(0\)"):
-        judge.precision(held_out[0])
+        judge.confident_share(held_out[0])
     with pytest.raises(ValueError, match=r"shape \(N, 1, H, W\), got \(200, 3, 16, 16\)"):
-        judge.coverage(held_out.expand(-1, 3, -1, -1))
+        judge.class_coverage(held_out.expand(-1, 3, -1, -1))
     with pytest.raises(ValueError, match="F.interpolate"):
         judge.fcd(torch.zeros(4, 1, 28, 28))
     with pytest.raises(ValueError, match="NaN"):
@@ -258,3 +259,10 @@ def test_the_judge_measures_manifold_scores_on_its_features(judge, glyphs):
     assert set(scores) == {"precision", "recall", "density", "coverage"} and scores["precision"] > 0.8
     blurred = judge.manifold(held_out[:100] * 0.0 + held_out[:100].mean(), held_out[100:])  # one grey image
     assert blurred["recall"] < 0.1
+
+
+def test_the_report_adds_the_manifold_scores_when_given_real_images(judge, glyphs):
+    (_, _), (held_out, _) = glyphs
+    report = judge.report(held_out[:100], real_images=held_out[100:200])
+    assert set(report) == {"fcd", "confident_share", "class_coverage", "precision", "recall", "density", "coverage"}
+    assert report["precision"] == judge.manifold(held_out[:100], held_out[100:200])["precision"]

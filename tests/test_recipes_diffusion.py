@@ -1,4 +1,4 @@
-"""Chapters 05 and 06's recipes: diffusion models trained on glyphs through the cache, cached samples, step timing,
+"""Chapters 05, 06 and 07's recipes: diffusion models trained on glyphs through the cache, cached samples, step timing,
 and the diff.* bench entries, made tiny."""
 
 import dataclasses
@@ -10,7 +10,8 @@ from cvcourse import bench, config
 from cvcourse.diffusion import NoiseSchedule, ddim_sample, ddpm_sample, to_image_range
 from cvcourse.models import DiffusionUNet, KLAutoencoder
 from cvcourse.recipes import ch05_diffusion as ch05
-from cvcourse.recipes import ch06_guided_latent_diffusion as ch06
+from cvcourse.recipes import ch06_guided_diffusion as ch06
+from cvcourse.recipes import ch07_latent_diffusion as ch07
 from cvcourse.train import Trainer
 
 TINY_DDPM = dict(train_size=64, schedule="linear", timesteps=20, width=4, batch_size=16, steps=4, lr=1e-3,
@@ -20,7 +21,8 @@ TINY = {
     ch05: dict(ddpm=TINY_DDPM, ddim_table_steps=(2, 5), inversion_count=4, **COMMON),
     ch06: dict(ddpm=TINY_DDPM, guidance_scales=(0.0, 1.0), guidance_scale=1.0,
                guide={**TINY_DDPM, "width": 2, "steps": 2, "ema_decay": 0.5}, autoguidance_scales=(0.0, 1.0),
-               autoencoder=dict(train_size=64, width=4, batch_size=16, steps=3),
+               **{key: value for key, value in COMMON.items() if key != "speed_count"}),
+    ch07: dict(ddpm=TINY_DDPM, autoencoder=dict(train_size=64, width=4, batch_size=16, steps=3),
                latent={**TINY_DDPM, "schedule": "linear", "width": 8, "depth": 1, "patch_size": 1}, **COMMON),
 }
 
@@ -53,13 +55,14 @@ def test_a_ddpm_trains_once_keeps_the_ema_weights_and_snapshots(capsys):
     assert "building glyph-ddpm" in capsys.readouterr().out and not same_weights(model, unweighted)
 
 
-def test_chapter_06_loads_chapter_05s_model_and_declares_the_same_one_in_every_profile(capsys):
+@pytest.mark.parametrize("chapter", [ch06, ch07], ids=["ch06", "ch07"])
+def test_chapters_06_and_07_load_chapter_05s_model_and_declare_the_same_one_in_every_profile(chapter, capsys):
     model, _ = ch05.trained_ddpm(tiny_config(), tiny_config().ddpm)
     capsys.readouterr()
-    same, _ = ch05.trained_ddpm(tiny_config(ch06), tiny_config(ch06).ddpm)
+    same, _ = ch05.trained_ddpm(tiny_config(chapter), tiny_config(chapter).ddpm)
     assert "building" not in capsys.readouterr().out and same_weights(model, same)
     for profile in config.PROFILES:
-        assert ch05.load(profile, device="cpu").ddpm == ch06.load(profile, device="cpu").ddpm
+        assert ch05.load(profile, device="cpu").ddpm == chapter.load(profile, device="cpu").ddpm
 
 
 def test_the_guide_is_a_narrower_shorter_trained_version_of_the_model(capsys):
@@ -119,20 +122,20 @@ def test_an_interrupted_training_is_not_cached_and_resumes(monkeypatch):
 
 
 def test_latent_diffusion_trains_on_scaled_latents_of_a_cached_autoencoder(capsys):
-    cfg = tiny_config(ch06)
-    model, space, info = ch06.trained_latent_ddpm(cfg)
+    cfg = tiny_config(ch07)
+    model, space, info = ch07.trained_latent_ddpm(cfg)
     assert isinstance(space.autoencoder, KLAutoencoder) and model.in_channels == 4
     assert space.latent_shape(3) == (3, 4, 7, 7) and space.scale_factor > 0
     assert info["steps"] == 4 and info["galleries"].shape == (2, 6, 1, 28, 28)
     out = capsys.readouterr().out
     assert "building glyph-autoencoder" in out and "building glyph-latent-ddpm" in out
-    again, again_space, _ = ch06.trained_latent_ddpm(cfg)
+    again, again_space, _ = ch07.trained_latent_ddpm(cfg)
     assert "building" not in capsys.readouterr().out and same_weights(model, again)
     assert again_space.scale_factor == space.scale_factor
     images = again_space.decode(ddim_sample(again, ch05.noise_schedule(cfg.latent), again_space.latent_shape(2),
                                             steps=3, clip_x0=False))
     assert images.shape == (2, 1, 28, 28) and 0 <= images.min() and images.max() <= 1
-    faster, _, _ = ch06.trained_latent_ddpm(tiny_config(ch06, latent=dict(lr=1e-2)))  # only the second stage retrains
+    faster, _, _ = ch07.trained_latent_ddpm(tiny_config(ch07, latent=dict(lr=1e-2)))  # only the second stage retrains
     out = capsys.readouterr().out
     assert "building glyph-latent-ddpm" in out and "building glyph-autoencoder" not in out
     assert not same_weights(model, faster)
@@ -160,14 +163,14 @@ def test_samples_are_cached_per_model_and_sampler_setting(capsys):
 
 
 def test_latent_step_times_compare_one_u_net_on_latents_and_on_pixels():
-    cfg = tiny_config(ch06)
-    latent_model, space, _ = ch06.trained_latent_ddpm(cfg)
-    twin = ch06.latent_unet(cfg, in_channels=1)
+    cfg = tiny_config(ch07)
+    latent_model, space, _ = ch07.trained_latent_ddpm(cfg)
+    twin = ch07.latent_unet(cfg, in_channels=1)
     # the same U-Net: only the first and last convolutions see the number of input channels
     assert [name for name, _ in twin.named_parameters()] == [name for name, _ in latent_model.named_parameters()]
     assert twin.patch_size == latent_model.patch_size == 1 and ch05.ddpm_unet(cfg.ddpm).patch_size == 2
     before = [value.clone() for value in latent_model.state_dict().values()]
-    times = ch06.latent_step_times(cfg, latent_model, space, torch.rand(8, 1, 28, 28))
+    times = ch07.latent_step_times(cfg, latent_model, space, torch.rand(8, 1, 28, 28))
     assert set(times) == {"latent", "pixel", "chapter05_pixel", "speedup"} and min(times.values()) > 0
     assert times["speedup"] == pytest.approx(times["pixel"] / times["latent"])
     assert all(torch.equal(a, b) for a, b in zip(before, latent_model.state_dict().values()))
@@ -175,14 +178,14 @@ def test_latent_step_times_compare_one_u_net_on_latents_and_on_pixels():
 
 @pytest.mark.parametrize("profile", ["smoke", "cpu", "gpu"])
 def test_every_profile_builds_its_pixel_guide_and_latent_u_nets(profile):
-    cfg = ch06.load(profile, device="cpu")
+    cfg, latent_cfg = ch06.load(profile, device="cpu"), ch07.load(profile, device="cpu")
     size = cfg.ddpm.image_size
     x_t, t = torch.randn(2, 1, size, size), torch.tensor([0, cfg.ddpm.timesteps - 1])
     assert ch05.ddpm_unet(cfg.ddpm, num_classes=10)(x_t, t, torch.tensor([3, 10])).shape == x_t.shape
     guide = ch05.ddpm_unet(cfg.guide)  # autoguidance's guide: the same U-Net, narrower
     assert guide(x_t, t).shape == x_t.shape and guide.num_parameters < ch05.ddpm_unet(cfg.ddpm).num_parameters
-    z_t = torch.randn(2, cfg.autoencoder.latent_channels, size // 4, size // 4)
-    assert ch06.latent_unet(cfg)(z_t, t).shape == z_t.shape
+    z_t = torch.randn(2, latent_cfg.autoencoder.latent_channels, size // 4, size // 4)
+    assert ch07.latent_unet(latent_cfg)(z_t, t).shape == z_t.shape
 
 
 def test_unknown_schedule_names_the_choices():
@@ -197,11 +200,11 @@ def test_diffusion_bench_entries_run_and_report_their_details(name, monkeypatch)
         monkeypatch.setattr(recipe, "OVERRIDES", {"smoke": tiny})
     result = bench.run_entry(name, profile="smoke")
     assert result.name == name and isinstance(result.value, float)
-    expected = {"diff.ddpm_glyphs": {"fcd", "fcd_held_out_real", "ddpm_coverage", "train_s", "sample_s"},
+    expected = {"diff.ddpm_glyphs": {"fcd", "fcd_held_out_real", "ddpm_class_coverage", "train_s", "sample_s"},
                 "diff.ddim_speed": {"ddim_fcd_ratio", "ddpm_s", "ddim_s", "fcd_ddim_eta0", "fcd_ddim_eta1"},
                 "diff.cfg_glyphs": {"label_accuracy_w0", "w=1 label_accuracy", "w=0 fcd"},
-                "diff.autoguided_glyphs": {"precision_alone", "fcd", "fcd_alone", "autoguidance_train_s",
-                                           "guide_train_s", "w=0 precision", "w=1 fcd"},
+                "diff.autoguided_glyphs": {"confident_share_alone", "fcd", "fcd_alone", "autoguidance_train_s",
+                                           "guide_train_s", "w=0 confident_share", "w=1 fcd"},
                 "diff.latent_glyphs": {"latent_step_speedup", "pixel_step_s", "latent_step_s",
                                        "chapter05_pixel_step_s", "fcd"}}[name]
     assert expected <= set(result.details)

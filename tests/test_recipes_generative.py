@@ -95,4 +95,4 @@ def test_generative_bench_entries_run_and_report_their_reference_points(name, mo
     assert {"fcd", "fcd_held_out_real", "fcd_blurred_real", "fcd_noised_real", "train_s", "steps"} <= set(details)
     assert details["steps"] == 3 and details["fcd"] >= 0
     if name == "gen.vae_glyphs":
-        assert 0 <= details["mixture_precision"] <= 1 and details["mixture_fcd"] >= 0
+        assert 0 <= details["mixture_confident_share"] <= 1 and details["mixture_fcd"] >= 0

@@ -369,3 +369,13 @@ def test_plot_confusion_matrix_normalises_rows_and_checks_its_input():
     plt.close(figure)
     with pytest.raises(ValueError, match="square"):
         viz.plot_confusion_matrix(torch.zeros(2, 3), ["a", "b"])
+
+
+def test_show_snapshots_draws_one_titled_row_per_step_and_refuses_a_mismatch():
+    galleries = torch.rand(3, 5, 1, 8, 8)
+    figure = viz.show_snapshots(galleries, [100, 200, 300], columns=4)
+    titles = [ax.get_title() for ax in figure.axes if ax.get_title()]
+    assert titles == ["step 100", "step 200", "step 300"] and len(figure.axes) >= 12
+    plt.close(figure)
+    with pytest.raises(ValueError, match="one snapshot per step"):
+        viz.show_snapshots(galleries, [100, 200])

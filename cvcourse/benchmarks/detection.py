@@ -20,7 +20,7 @@ from torchvision import ops
 from cvcourse.benchmarks import Entry, Outcome
 from cvcourse.config import Config
 from cvcourse.detection import evaluate_detections, to_coco
-from cvcourse.recipes import ch07_object_detection as recipe
+from cvcourse.recipes import ch08_object_detection as recipe
 
 HEADLINE_METRICS = ("map", "map_50", "map_75")
 SIZE_METRICS = ("map_small", "map_medium", "map_large")

@@ -1,8 +1,9 @@
 """The generative chapters' headline experiments (chapters 03 and 04), judged offline by the glyph judge.
 
-- ``gen.dcgan_glyphs``: a DCGAN's samples: precision and coverage, FCD beside its two real reference points;
+- ``gen.dcgan_glyphs``: a DCGAN's samples: confident share and class coverage, FCD beside its two real reference
+  points, k-NN precision and recall;
 - ``gen.cgan_glyphs``: a conditional GAN asked for each digit equally often: label accuracy;
-- ``gen.vae_glyphs``: a VAE's reconstructions of held-out glyphs (PSNR) and its samples' precision, from the prior
+- ``gen.vae_glyphs``: a VAE's reconstructions of held-out glyphs (PSNR) and its samples' confident share, from the prior
   N(0, I) and from a Gaussian mixture fitted to the training codes.
 
 Each entry retrains its model (``rebuild=True``), so the time is measured, and leaves it in the cache for the
@@ -17,7 +18,7 @@ from cvcourse.benchmarks import Entry, Outcome
 from cvcourse.config import Config
 from cvcourse.generative.metrics import psnr
 from cvcourse.recipes import ch03_gan, ch04_vae
-from cvcourse.recipes.glyphs import SAMPLE_SEED, balanced_labels, fcd_table, held_out_glyphs
+from cvcourse.recipes.glyphs import SAMPLE_SEED, balanced_labels, quality_table, held_out_glyphs
 from cvcourse.recipes.judge import glyph_judge
 
 
@@ -30,8 +31,9 @@ def dcgan_glyphs(cfg: Config) -> Outcome:
     generator, info = ch03_gan.trained_gan(cfg, rebuild=True)
     samples = generator.sample(cfg.sample_count, generator=torch.Generator().manual_seed(SAMPLE_SEED))
     report = judge.report(samples)
-    return Outcome(report["precision"], measured={"dcgan_coverage": report["coverage"], "train_s": info["seconds"]},
-                   details={**fcd_table(judge, samples, _held_out(cfg, cfg.gan.image_size)), "steps": info["steps"],
+    return Outcome(report["confident_share"],
+                   measured={"dcgan_class_coverage": report["class_coverage"], "train_s": info["seconds"]},
+                   details={**quality_table(judge, samples, _held_out(cfg, cfg.gan.image_size)), "steps": info["steps"],
                             "judge_accuracy": judge.accuracy})
 
 
@@ -42,8 +44,8 @@ def cgan_glyphs(cfg: Config) -> Outcome:
     samples = generator.sample(cfg.sample_count, labels=labels, generator=torch.Generator().manual_seed(SAMPLE_SEED))
     report = judge.report(samples, labels)
     return Outcome(report["label_accuracy"], measured={"train_s": info["seconds"]},
-                   details={"precision": report["precision"], "coverage": report["coverage"],
-                            **fcd_table(judge, samples, _held_out(cfg, cfg.gan.image_size)), "steps": info["steps"]})
+                   details={"confident_share": report["confident_share"], "class_coverage": report["class_coverage"],
+                            **quality_table(judge, samples, _held_out(cfg, cfg.gan.image_size)), "steps": info["steps"]})
 
 
 def vae_glyphs(cfg: Config) -> Outcome:
@@ -57,15 +59,15 @@ def vae_glyphs(cfg: Config) -> Outcome:
     mixture_report = judge.report(model.sample(cfg.sample_count, generator=torch.Generator().manual_seed(SAMPLE_SEED),
                                                prior=prior))
     return Outcome(psnr(reconstruction, held_out).mean().item(),
-                   measured={"prior_precision": report["precision"], "mixture_precision": mixture_report["precision"],
-                             "train_s": info["seconds"]},
-                   details={"coverage": report["coverage"], **fcd_table(judge, samples, held_out),
-                            "mixture_coverage": mixture_report["coverage"], "mixture_fcd": mixture_report["fcd"],
-                            "steps": info["steps"]})
+                   measured={"prior_confident_share": report["confident_share"],
+                             "mixture_confident_share": mixture_report["confident_share"], "train_s": info["seconds"]},
+                   details={"class_coverage": report["class_coverage"], **quality_table(judge, samples, held_out),
+                            "mixture_class_coverage": mixture_report["class_coverage"],
+                            "mixture_fcd": mixture_report["fcd"], "steps": info["steps"]})
 
 
 ENTRIES = (
-    Entry("gen.dcgan_glyphs", "DCGAN sample precision (judge confidence >= 0.9)", ch03_gan, "dcgan_precision",
+    Entry("gen.dcgan_glyphs", "DCGAN confident share (judge confidence >= 0.9)", ch03_gan, "dcgan_confident_share",
           dcgan_glyphs),
     Entry("gen.cgan_glyphs", "conditional GAN label accuracy", ch03_gan, "cgan_label_accuracy", cgan_glyphs),
     Entry("gen.vae_glyphs", "VAE reconstruction PSNR on held-out glyphs (dB)", ch04_vae, "psnr", vae_glyphs),

@@ -8,10 +8,12 @@ own classifier (``SmallCNN.features``) instead: the Fréchet Classifier Distance
 with other FCD values from the same classifier, never with published FIDs; and, since the estimate is biased
 upwards for small sets (Chong & Forsyth 2020), only between sets of the same size.
 
-The classifier also judges each image: ``precision`` is the share of images it recognises confidently (not the
-k-NN precision of Kynkäänniemi et al. 2019), ``coverage`` how evenly the images spread over the classes (a GAN
-that collapses onto a few digits loses coverage), ``label_accuracy`` how often a class-conditional generator
-draws the class it was asked for. ``reference_points`` puts an FCD in context: the FCD of held-out real images
+The classifier also judges each image: ``confident_share`` is the share of images it recognises confidently,
+``class_coverage`` how evenly the images spread over the classes (a GAN that collapses onto a few digits loses it),
+``label_accuracy`` how often a class-conditional generator draws the class it was asked for. The confident share
+alone rewards a collapsed generator that draws one perfect digit; :func:`manifold_scores` gives the standard
+precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020) on the same features,
+which compare the samples with real images one by one. ``reference_points`` puts an FCD in context: the FCD of held-out real images
 (the floor a perfect generator reaches), of blurred ones and of noised ones. The course's judge of glyphs is
 trained by :mod:`cvcourse.recipes.judge`.
 """
@@ -114,7 +116,7 @@ class ImageQuality:
     """Judges images with a trained ``classifier`` against the features of ``reference_images`` (real, training).
 
     Images are float ``(N, C, H, W)`` in [0, 1], of the reference images' channels and size. ``confidence``
-    is the top class probability an image needs to count for ``precision``. ``accuracy`` is the classifier's
+    is the top class probability an image needs to count as confident. ``accuracy`` is the classifier's
     held-out accuracy, kept for reports.
     """
 
@@ -185,17 +187,17 @@ class ImageQuality:
         """The Fréchet Classifier Distance of ``images`` (at least 2; compare sets of equal size) to the reference."""
         return self._fcd(self.features(images))
 
-    def precision(self, images: torch.Tensor) -> float:
+    def confident_share(self, images: torch.Tensor) -> float:
         """The share of images whose top class probability is at least ``confidence``."""
-        return self._precision(self.probabilities(images))
+        return self._confident_share(self.probabilities(images))
 
-    def coverage(self, images: torch.Tensor) -> float:
+    def class_coverage(self, images: torch.Tensor) -> float:
         """Entropy of the predicted classes' histogram over ``log(num_classes)``: 1 all equally often, 0 one only."""
-        return self._coverage(self.probabilities(images))
+        return self._class_coverage(self.probabilities(images))
 
     def verdicts(self, images: torch.Tensor) -> dict[str, float]:
         """The shares of images the classifier reads as ``confident`` (top class >= ``confidence``, as in
-        ``precision``), as a ``blend`` (no class reaches it, the top two together do: it hesitates between two
+        ``confident_share``), as a ``blend`` (no class reaches it, the top two together do: it hesitates between two
         classes) or as ``unclear`` (neither). They sum to 1.
         """
         probabilities = self.probabilities(images)
@@ -209,13 +211,13 @@ class ImageQuality:
         return self._label_accuracy(self.probabilities(images), labels)
 
     def _confident(self, probabilities: torch.Tensor) -> torch.Tensor:
-        """Per image: does its top class reach ``confidence``? (``precision`` is the share that does.)"""
+        """Per image: does its top class reach ``confidence``? (``confident_share`` is the share that does.)"""
         return probabilities.max(dim=1).values >= self.confidence
 
-    def _precision(self, probabilities: torch.Tensor) -> float:
+    def _confident_share(self, probabilities: torch.Tensor) -> float:
         return float(self._confident(probabilities).double().mean())
 
-    def _coverage(self, probabilities: torch.Tensor) -> float:
+    def _class_coverage(self, probabilities: torch.Tensor) -> float:
         share = torch.bincount(probabilities.argmax(dim=1), minlength=self.num_classes).double() / len(probabilities)
         share = share[share > 0]
         return float((share * share.log()).sum().neg().clamp(min=0) / math.log(self.num_classes))  # never -0.0
@@ -230,13 +232,18 @@ class ImageQuality:
                              f"{int(labels.max())}.")
         return float((probabilities.argmax(dim=1) == labels).double().mean())
 
-    def report(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int] | None = None) -> dict[str, float]:
-        """``fcd``, ``precision``, ``coverage`` and, given ``labels``, ``label_accuracy``, from one pass."""
+    def report(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int] | None = None, *,
+               real_images: torch.Tensor | None = None, k: int = 3) -> dict[str, float]:
+        """``fcd``, ``confident_share``, ``class_coverage``; given ``labels``, ``label_accuracy``; given
+        ``real_images`` (held-out, as many as ``images``), the manifold scores ``precision``, ``recall``,
+        ``density`` and ``coverage`` (:func:`manifold_scores`)."""
         features, probabilities = self._outputs(images)
-        result = {"fcd": self._fcd(features), "precision": self._precision(probabilities),
-                  "coverage": self._coverage(probabilities)}
+        result = {"fcd": self._fcd(features), "confident_share": self._confident_share(probabilities),
+                  "class_coverage": self._class_coverage(probabilities)}
         if labels is not None:
             result["label_accuracy"] = self._label_accuracy(probabilities, labels)
+        if real_images is not None:
+            result.update(manifold_scores(self.features(real_images), features, k=k))
         return result
 
     def manifold(self, images: torch.Tensor, real_images: torch.Tensor, k: int = 3) -> dict[str, float]:
@@ -252,14 +259,21 @@ class ImageQuality:
         the generated set); ``blurred``: the same after a Gaussian blur of ``blur_sigma`` pixels; ``noised``: the
         same plus Gaussian noise of std ``noise_std``, clipped to [0, 1].
         """
-        if blur_sigma <= 0 or noise_std <= 0:
-            raise ValueError(f"blur_sigma and noise_std must be > 0, got {blur_sigma} and {noise_std}.")
         check_images(held_out_images, self.classifier.in_channels, self.image_size, "held_out_images")
-        kernel = 2 * math.ceil(3 * blur_sigma) + 1
-        blurred = TF.gaussian_blur(held_out_images, [kernel, kernel], [blur_sigma, blur_sigma])
-        noise = torch.randn(held_out_images.shape, generator=torch.Generator().manual_seed(seed))
-        noised = (held_out_images + noise_std * noise.to(held_out_images.device)).clamp(0, 1)
+        blurred, noised = degrade(held_out_images, blur_sigma=blur_sigma, noise_std=noise_std, seed=seed)
         return {"held_out": self.fcd(held_out_images), "blurred": self.fcd(blurred), "noised": self.fcd(noised)}
+
+
+def degrade(images: torch.Tensor, *, blur_sigma: float = 1.0, noise_std: float = 0.2,
+            seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``images`` in [0, 1] blurred by a Gaussian of ``blur_sigma`` pixels, and the same plus Gaussian noise of std
+    ``noise_std`` (clipped to [0, 1]): the real images made worse that every FCD is printed beside."""
+    if blur_sigma <= 0 or noise_std <= 0:
+        raise ValueError(f"blur_sigma and noise_std must be > 0, got {blur_sigma} and {noise_std}.")
+    kernel = 2 * math.ceil(3 * blur_sigma) + 1
+    blurred = TF.gaussian_blur(images, [kernel, kernel], [blur_sigma, blur_sigma])
+    noise = torch.randn(images.shape, generator=torch.Generator().manual_seed(seed))
+    return blurred, (images + noise_std * noise.to(images.device)).clamp(0, 1)
 
 
 def _kth_neighbour_distances(features: torch.Tensor, k: int) -> torch.Tensor:

@@ -14,10 +14,12 @@ chapter                                  recipe
 03_gan                                   ``ch03_gan``
 04_vae                                   ``ch04_vae``
 05_diffusion                             ``ch05_diffusion``
-06_guided_latent_diffusion               ``ch06_guided_latent_diffusion``
-07_object_detection                      ``ch07_object_detection``
+06_guided_diffusion                      ``ch06_guided_diffusion``
+07_latent_diffusion                      ``ch07_latent_diffusion``
+08_object_detection                      ``ch08_object_detection``
+appendix_ddp                             ``appendix_ddp``
 =======================================  ==============================================
 
 Shared by several chapters: ``training`` (the cached training helper), ``judge`` (the classifier that measures
-generated glyphs) and ``glyphs`` (the glyph splits and sample seed of chapters 03 to 06).
+generated glyphs) and ``glyphs`` (the glyph splits and sample seed of chapters 03 to 07).
 """

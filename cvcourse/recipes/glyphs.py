@@ -29,8 +29,10 @@ def balanced_labels(count: int, num_classes: int = 10) -> torch.Tensor:
     return torch.arange(count) % num_classes
 
 
-def fcd_table(judge: ImageQuality, samples: torch.Tensor, held_out: torch.Tensor) -> dict[str, float]:
-    """The samples' FCD with the two real reference points every FCD in the course is printed with."""
+def quality_table(judge: ImageQuality, samples: torch.Tensor, held_out: torch.Tensor) -> dict[str, float]:
+    """The samples' FCD with the two real reference points every FCD in the course is printed with, and their
+    manifold scores against ``held_out`` (k-NN precision and recall, density, coverage)."""
     references = judge.reference_points(held_out)
     return {"fcd": judge.fcd(samples), "fcd_held_out_real": references["held_out"],
-            "fcd_blurred_real": references["blurred"], "fcd_noised_real": references["noised"]}
+            "fcd_blurred_real": references["blurred"], "fcd_noised_real": references["noised"],
+            **judge.manifold(samples, held_out)}

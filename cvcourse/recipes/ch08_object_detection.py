@@ -1,4 +1,4 @@
-"""Chapter 07, object detection: the settings and targets, the shape scenes' splits, the detector and its training.
+"""Chapter 08, object detection: the settings and targets, the shape scenes' splits, the detector and its training.
 
 ``cfg.reference`` sizes the random detection problems on which the bench compares the course's COCO evaluation
 with pycocotools'.
@@ -20,7 +20,7 @@ from cvcourse.detection.training import detect, plain_target, train_detector
 from cvcourse.models.detector import DenseDetector
 from cvcourse.seeding import seed_everything
 
-CHAPTER = "07_object_detection"
+CHAPTER = "08_object_detection"
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ OVERRIDES: dict[str, dict[str, Any]] = {
 
 
 def load(profile: str | None = None, device: str | torch.device | None = None) -> config.Config:
-    """Chapter 07's settings for ``profile`` (default: ``$CVCOURSE_PROFILE``, else by hardware) on ``device``."""
+    """Chapter 08's settings for ``profile`` (default: ``$CVCOURSE_PROFILE``, else by hardware) on ``device``."""
     return config.load(CHAPTER, Settings, OVERRIDES, profile, device)
 
 
