@@ -266,3 +266,16 @@ def test_the_report_adds_the_manifold_scores_when_given_real_images(judge, glyph
     report = judge.report(held_out[:100], real_images=held_out[100:200])
     assert set(report) == {"fcd", "confident_share", "class_coverage", "precision", "recall", "density", "coverage"}
     assert report["precision"] == judge.manifold(held_out[:100], held_out[100:200])["precision"]
+
+
+def test_class_spread_is_the_mean_within_class_feature_variance_and_zero_for_copies(judge, glyphs):
+    (_, _), (held_out, held_out_labels) = glyphs
+    images, labels = held_out[:60], held_out_labels[:60]
+    features = judge.features(images).double()
+    expected = torch.stack([(features[labels == c] - features[labels == c].mean(0)).pow(2).sum(1).mean()
+                            for c in labels.unique()]).mean()
+    assert judge.class_spread(images, labels) == pytest.approx(float(expected))
+    first_of_class = torch.stack([images[labels == c][0] for c in labels])  # each class drawn as one image
+    assert judge.class_spread(first_of_class, labels) == pytest.approx(0.0, abs=1e-9)
+    with pytest.raises(ValueError, match="one class per image"):
+        judge.class_spread(images, labels[:10])

@@ -76,7 +76,8 @@ def test_project_and_reshape_then_double_with_halving_widths(image_size, start, 
     assert hidden.shape == (3, top, start, start)
     widths = [m.out_channels for m in G.modules() if isinstance(m, nn.ConvTranspose2d)]
     assert widths == [top // 2**k for k in range(1, len(widths))] + [1]
-    assert [m.out_channels for m in D.modules() if isinstance(m, nn.Conv2d)] == [8 * 2**k for k in range(len(widths))]
+    strided = len(widths) + (1 if start == 7 else 0)  # D halves down to 4x4: 7 takes one halving more
+    assert [m.out_channels for m in D.modules() if isinstance(m, nn.Conv2d)] == [8 * 2**k for k in range(strided)] + [1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -97,13 +98,14 @@ def test_batch_norm_everywhere_except_generator_output_and_discriminator_input(n
     assert isinstance(g_convs[-1][1], nn.Tanh) and G.upsample[-1] is g_convs[-1][1]  # Tanh is the output
     d_convs = layers_after(D, nn.Conv2d)
     assert isinstance(d_convs[0][1], nn.LeakyReLU) and d_convs[0][1].negative_slope == 0.2
-    assert all(isinstance(after, nn.BatchNorm2d) for _, after in d_convs[1:])
+    assert all(isinstance(after, nn.BatchNorm2d) for _, after in d_convs[1:-1])
     assert d_convs[0][0].in_channels == 3 + (1 if num_classes else 0)  # the label is one extra channel
     activations = {type(m) for m in G.modules()} & {nn.ReLU, nn.LeakyReLU}
     assert activations == {nn.ReLU}
     pooling = (nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.AdaptiveMaxPool2d, nn.Upsample)
     assert not any(isinstance(m, pooling) for m in [*G.modules(), *D.modules()])
-    assert all(conv.stride == (2, 2) for conv, _ in g_convs + d_convs)
+    assert all(conv.stride == (2, 2) for conv, _ in g_convs + d_convs[:-1])
+    assert d_convs[-1][0].kernel_size == (4, 4) and d_convs[-1][0].out_channels == 1  # the 4x4 map read as one logit
 
 
 def test_dcgan_initialisation_draws_weights_from_n0_002_and_zeroes_biases():
@@ -260,3 +262,14 @@ def test_sample_refuses_a_count_below_one_and_a_label_count_mismatch():
         G.sample(0, labels=torch.zeros(0, dtype=torch.int64))
     with pytest.raises(ValueError, match="5 images but 2 labels"):
         G.sample(5, labels=torch.zeros(2, dtype=torch.int64))
+
+
+@pytest.mark.parametrize("image_size, sizes", [(28, [14, 7, 4, 1]), (32, [16, 8, 4, 1]), (64, [32, 16, 8, 4, 1])])
+def test_the_discriminator_halves_to_a_4x4_map_and_reads_it_whole(image_size, sizes):
+    D = Discriminator(image_size=image_size, width=8)
+    x, seen = torch.zeros(2, 1, image_size, image_size), []
+    for module in [*D.features, *D.classify]:
+        x = module(x)
+        if isinstance(module, nn.Conv2d):
+            seen.append(x.shape[-1])
+    assert seen == sizes

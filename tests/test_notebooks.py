@@ -1,3 +1,5 @@
+import ast
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -148,3 +150,25 @@ def test_each_chapter_has_one_check_cell_tagged_check(path):
     whose budgets are capped, runs every cell but that one)."""
     cells = [cell for cell in nbformat.read(path, as_version=4).cells if "check" in cell.metadata.get("tags", [])]
     assert len(cells) == 1 and cells[0].cell_type == "code" and "cfg.check(" in cells[0].source
+
+
+def figure_returning_viz_functions() -> set[str]:
+    tree = ast.parse((Path(cvcourse.__file__).parent / "viz.py").read_text())
+    return {node.name for node in tree.body if isinstance(node, ast.FunctionDef) and node.returns is not None
+            and "Figure" in ast.unparse(node.returns)}
+
+
+@pytest.mark.parametrize("path", COMMITTED, ids=lambda p: p.name)
+def test_no_cell_ends_with_a_returned_figure_which_jupyter_would_draw_twice(path):
+    """A Figure returned as a cell's value is drawn by its repr and again by the inline backend: end with plt.show()."""
+    drawn_twice = []
+    for index, cell in enumerate(nbformat.read(path, as_version=4).cells):
+        python = re.sub(r"^(\s*)[%!].*$", r"\1pass", cell.source, flags=re.MULTILINE)  # IPython magics and shell
+        body = ast.parse(python).body if cell.cell_type == "code" else []
+        last = body[-1] if body else None
+        if isinstance(last, ast.Expr) and isinstance(last.value, ast.Call):
+            called = last.value.func
+            name = called.attr if isinstance(called, ast.Attribute) else getattr(called, "id", "")
+            if name in figure_returning_viz_functions():
+                drawn_twice.append(f"cell {index}: {name}")
+    assert not drawn_twice, f"{path.name}: end these cells with plt.show(): {drawn_twice}"

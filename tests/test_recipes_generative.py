@@ -96,3 +96,5 @@ def test_generative_bench_entries_run_and_report_their_reference_points(name, mo
     assert details["steps"] == 3 and details["fcd"] >= 0
     if name == "gen.vae_glyphs":
         assert 0 <= details["mixture_confident_share"] <= 1 and details["mixture_fcd"] >= 0
+    if name == "gen.cgan_glyphs":
+        assert details["class_spread_vs_real"] > 0 and {"precision", "recall", "density", "coverage"} <= set(details)

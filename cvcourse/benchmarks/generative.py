@@ -2,7 +2,8 @@
 
 - ``gen.dcgan_glyphs``: a DCGAN's samples: confident share and class coverage, FCD beside its two real reference
   points, k-NN precision and recall;
-- ``gen.cgan_glyphs``: a conditional GAN asked for each digit equally often: label accuracy;
+- ``gen.cgan_glyphs``: a conditional GAN asked for each digit equally often: label accuracy, and its spread within a
+  class relative to real glyphs' (a generator that ignores z has none);
 - ``gen.vae_glyphs``: a VAE's reconstructions of held-out glyphs (PSNR) and its samples' confident share, from the prior
   N(0, I) and from a Gaussian mixture fitted to the training codes.
 
@@ -43,9 +44,12 @@ def cgan_glyphs(cfg: Config) -> Outcome:
     labels = balanced_labels(cfg.sample_count)
     samples = generator.sample(cfg.sample_count, labels=labels, generator=torch.Generator().manual_seed(SAMPLE_SEED))
     report = judge.report(samples, labels)
+    held_out, held_out_labels = held_out_glyphs(cfg.sample_count, cfg.gan.image_size)
+    spread = judge.class_spread(samples, labels) / judge.class_spread(held_out, held_out_labels)
     return Outcome(report["label_accuracy"], measured={"train_s": info["seconds"]},
                    details={"confident_share": report["confident_share"], "class_coverage": report["class_coverage"],
-                            **quality_table(judge, samples, _held_out(cfg, cfg.gan.image_size)), "steps": info["steps"]})
+                            "class_spread_vs_real": spread, **quality_table(judge, samples, held_out),
+                            "steps": info["steps"]})
 
 
 def vae_glyphs(cfg: Config) -> Outcome:

@@ -210,6 +210,19 @@ class ImageQuality:
         """The share of images classified as the class in ``labels`` (what a conditional generator was asked for)."""
         return self._label_accuracy(self.probabilities(images), labels)
 
+    def class_spread(self, images: torch.Tensor, labels: torch.Tensor | Sequence[int]) -> float:
+        """The diversity within each class: the mean squared distance of the judge's features to their class's
+        mean, averaged over the classes in ``labels`` (the class each image was asked for, or is). 0 when every image
+        of a class is the same; compare with real images' value (a collapsed conditional generator falls far below)."""
+        labels = torch.as_tensor(labels)
+        if labels.shape != (len(images),):
+            raise ValueError(f"labels must hold one class per image: {len(images)} images, labels of shape "
+                             f"{tuple(labels.shape)}.")
+        features = self.features(images).double()
+        per_class = [(features[labels == label] - features[labels == label].mean(0)).pow(2).sum(1).mean()
+                     for label in labels.unique()]
+        return float(torch.stack(per_class).mean())
+
     def _confident(self, probabilities: torch.Tensor) -> torch.Tensor:
         """Per image: does its top class reach ``confidence``? (``confident_share`` is the share that does.)"""
         return probabilities.max(dim=1).values >= self.confidence

@@ -110,23 +110,30 @@ class Generator(nn.Module):
 
 
 class Discriminator(nn.Module):
-    """``D(images, labels=None)``: images (B, channels, S, S) in [-1, 1] -> one logit per image (B,)."""
+    """``D(images, labels=None)``: images (B, channels, S, S) in [-1, 1] -> one logit per image (B,).
+
+    DCGAN's shape: strided convolutions, each doubling the width, down to a 4x4 map (28 -> 14 -> 7 -> 4, 32 -> 16 ->
+    8 -> 4), read by one 4x4 convolution into a single logit, so the verdict sees the whole image and the network is
+    about as deep as the generator (Radford et al. 2016, Fig. 1 mirrored; their code ends the same way).
+    """
 
     def __init__(self, *, image_size: int = 28, channels: int = 1, width: int = 64,
                  num_classes: int | None = None) -> None:
         super().__init__()
-        start, doublings = upsampling_plan(image_size)
+        upsampling_plan(image_size)  # the sizes the generator can draw are the sizes D judges
         self.image_size, self.channels, self.num_classes = image_size, channels, num_classes
         # the label as one extra input channel, a learned image per class
         self.label_map = nn.Embedding(num_classes, image_size * image_size) if num_classes else None
-        layers: list[nn.Module] = [nn.Conv2d(channels + (1 if num_classes else 0), width, 4, stride=2, padding=1),
-                                   nn.LeakyReLU(0.2, inplace=True)]  # no BN on the input layer
-        for level in range(doublings - 1):
-            in_width = width * 2**level
-            layers += [nn.Conv2d(in_width, 2 * in_width, 4, stride=2, padding=1, bias=False),
-                       nn.BatchNorm2d(2 * in_width), nn.LeakyReLU(0.2, inplace=True)]
+        size, out_width = image_size, width
+        layers: list[nn.Module] = [nn.Conv2d(channels + (1 if num_classes else 0), width, 4 - size % 2, stride=2,
+                                             padding=1), nn.LeakyReLU(0.2, inplace=True)]  # no BN on the input layer
+        size = (size + 1) // 2
+        while size > 4:  # an even map halves with a 4x4 kernel, an odd one (7) with a 3x3: 7 -> 4
+            layers += [nn.Conv2d(out_width, 2 * out_width, 4 - size % 2, stride=2, padding=1, bias=False),
+                       nn.BatchNorm2d(2 * out_width), nn.LeakyReLU(0.2, inplace=True)]
+            size, out_width = (size + 1) // 2, 2 * out_width
         self.features = nn.Sequential(*layers)
-        self.classify = nn.Sequential(nn.Flatten(), nn.Linear(width * 2 ** (doublings - 1) * start * start, 1))
+        self.classify = nn.Sequential(nn.Conv2d(out_width, 1, size), nn.Flatten())
         self.apply(dcgan_init)
 
     def forward(self, images: torch.Tensor, labels: torch.Tensor | None = None) -> torch.Tensor:

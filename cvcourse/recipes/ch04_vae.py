@@ -51,12 +51,14 @@ class Settings(config.Settings):
     prior_components: int = 10  # the Gaussian mixture fitted to the training codes
     sample_count: int = 2000
     checkpoint_every: int = 500
+    watch_width: int = 16  # the small model the chapter trains live with its step written out
+    watch_steps: int = 600
     targets: Mapping[str, str] = field(default_factory=lambda: {
         "psnr": ">= 20", "prior_confident_share": ">= 0.40", "mixture_confident_share": ">= 0.70", "train_s": "<= 300"})
 
 
 OVERRIDES: dict[str, dict[str, Any]] = {
-    "smoke": dict(vae=dict(train_size=2000, width=16, batch_size=64, steps=600, lr=2e-3),
+    "smoke": dict(vae=dict(train_size=2000, width=16, batch_size=64, steps=600, lr=2e-3), watch_steps=20,
                   gan=ch03_gan.OVERRIDES["smoke"]["gan"], sample_count=500, checkpoint_every=100,
                   targets={"psnr": ">= 17", "prior_confident_share": ">= 0.08", "mixture_confident_share": ">= 0.12"}),
     "gpu": dict(vae=dict(steps=20_000), gan=ch03_gan.OVERRIDES["gpu"]["gan"], sample_count=5000,

@@ -74,7 +74,7 @@ class Settings(config.Settings):
     watch_width: int = 8  # the small U-Net that the chapter trains live with the student's L_simple
     watch_steps: int = 1500
     targets: Mapping[str, str] = field(default_factory=lambda: {
-        "ddpm_confident_share": ">= 0.75", "ddpm_class_coverage": ">= 0.90", "ddim_fcd_ratio": "<= 1.25",
+        "ddpm_confident_share": ">= 0.80", "ddpm_class_coverage": ">= 0.90", "ddim_fcd_ratio": "<= 1.25",
         "ddim_speedup": ">= 10",
         "train_s": "<= 900"})
 
