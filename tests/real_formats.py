@@ -1,5 +1,5 @@
 """Tiny datasets written in each real dataset's own on-disk format, for the loaders' tests and the gpu-profile
-check: Oxford-IIIT Pet, the ISBI 2012 stacks, a folder of images and masks, Penn-Fudan and Pascal VOC."""
+check: Oxford-IIIT Pet, the ISBI 2012 stacks, a folder of images and masks, Penn-Fudan, Pascal VOC and MVTec AD."""
 
 import numpy as np
 from PIL import Image
@@ -139,6 +139,35 @@ def write_isbi(root, pages=30, size=(128, 128), seed=0):
     return folder
 
 
+MVTEC_SQUARE = (slice(4, 12), slice(8, 16))  # rows, columns of the defect in a 20 x 20 image; (2:6, 4:8) at 10 x 10
+# category -> (PIL mode, {split/defect: number of images}); every defective image has one white square
+MVTEC_CATEGORIES = {"bottle": ("RGB", {"train/good": 3, "test/good": 1, "test/broken_large": 2,
+                                       "test/contamination": 1}),
+                    "grid": ("L", {"train/good": 2, "test/good": 2, "test/bent": 1}),
+                    "carpet": ("RGB", {"train/good": 2, "test/good": 1, "test/hole": 1}),
+                    "metal_nut": ("RGB", {"train/good": 2, "test/good": 1, "test/scratch": 1})}
+
+
+def write_mvtec(root, categories=MVTEC_CATEGORIES):
+    """<category>/{train,test}/<defect>/NNN.png and ground_truth/<defect>/NNN_mask.png (0 / 255), as in the
+    MVTec AD archive. A defect is a white square on a dark image, and its mask is white on the same pixels."""
+    for category, (mode, counts) in categories.items():
+        for folder, count in counts.items():
+            defect = folder.split("/")[1]
+            (root / category / folder).mkdir(parents=True)
+            for number in range(count):
+                image = np.full((20, 20, 3), 40 + 20 * number, dtype=np.uint8)
+                image[..., 1] += 10  # not grey, so that RGB and grayscale categories differ
+                if defect != "good":
+                    image[MVTEC_SQUARE] = 255
+                    mask = np.zeros((20, 20), dtype=np.uint8)
+                    mask[MVTEC_SQUARE] = 255
+                    (root / category / "ground_truth" / defect).mkdir(parents=True, exist_ok=True)
+                    Image.fromarray(mask).save(root / category / "ground_truth" / defect / f"{number:03d}_mask.png")
+                Image.fromarray(image).convert(mode).save(root / category / folder / f"{number:03d}.png")
+    return root
+
+
 def write_every_format(root):
     """Every dataset the chapters load, in the folders where they look for it (``data_root()`` = ``root``)."""
     write_pet_dataset(root)
@@ -146,4 +175,5 @@ def write_every_format(root):
     write_mask_folder(root / "my_segmentation")
     write_penn_fudan(root)
     write_voc(root)
+    write_mvtec(root / "mvtec_ad")
     return root

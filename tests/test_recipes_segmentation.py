@@ -4,7 +4,6 @@ on tiny files in their real formats."""
 import dataclasses
 
 import pytest
-import torch
 
 from cvcourse import config
 from cvcourse.recipes import ch02_unet

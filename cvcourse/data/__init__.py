@@ -11,6 +11,8 @@ from cvcourse.data.detection import (
 from cvcourse.data.folders import DatasetNotFoundError, data_root, require_folder
 from cvcourse.data.glyphs import Glyphs, glyph_tensors
 from cvcourse.data.memory import materialize, shuffled_batches
+from cvcourse.data.inspection import AnomalySplit, inspection_split
+from cvcourse.data.mvtec import MVTEC_CATEGORIES, mvtec_ad
 from cvcourse.data.real import ISBIStack, MaskFolder, oxford_pet
 from cvcourse.data.real_classification import (
     CIFAR10_CLASSES,
@@ -52,9 +54,11 @@ __all__ = [
     "CIFAR10_CLASSES",
     "FASHION_MNIST_CLASSES",
     "MNIST_CLASSES",
+    "MVTEC_CATEGORIES",
     "SHAPE_CLASSES",
     "STREET_CLASSES",
     "VOC_CLASSES",
+    "AnomalySplit",
     "DatasetNotFoundError",
     "DetectionScenes",
     "Glyphs",
@@ -83,6 +87,8 @@ __all__ = [
     "materialize",
     "max_objects_for",
     "mnist",
+    "inspection_split",
+    "mvtec_ad",
     "oxford_pet",
     "paint_shapes",
     "place_shapes",

@@ -17,6 +17,7 @@ chapter                                  recipe
 06_guided_diffusion                      ``ch06_guided_diffusion``
 07_latent_diffusion                      ``ch07_latent_diffusion``
 08_object_detection                      ``ch08_object_detection``
+09_anomaly_detection                     ``ch09_anomaly_detection``
 appendix_ddp                             ``appendix_ddp``
 =======================================  ==============================================
 
