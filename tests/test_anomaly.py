@@ -16,6 +16,7 @@ from cvcourse.anomaly import (
     image_scores,
     partial_diffusion_maps,
     per_defect_auroc,
+    pyramid_noise,
     random_features,
     resnet_features,
 )
@@ -174,3 +175,33 @@ def test_evaluate_matches_scikit_learn_and_names_missing_masks():
         evaluate(maps, unmasked)
     with pytest.raises(ValueError, match=r"maps must be \(N, H, W\)"):
         evaluate(maps[:5], test)
+
+
+def test_pyramid_noise_has_unit_variance_per_image_and_more_power_at_low_frequencies():
+    generator = torch.Generator().manual_seed(0)
+    coarse = pyramid_noise((8, 3, 32, 32), generator)
+    white = torch.randn(8, 3, 32, 32, generator=generator)
+    assert coarse.mean(dim=(1, 2, 3)).abs().max() < 1e-5
+    assert torch.allclose(coarse.std(dim=(1, 2, 3)), torch.ones(8), atol=1e-5)
+
+    def low_frequency_share(x):
+        power = torch.fft.fft2(x).abs().pow(2)
+        return (power[..., :4, :4].sum() / power.sum()).item()
+
+    assert low_frequency_share(coarse) > 5 * low_frequency_share(white)  # white noise: 16 / 1024 of the power
+    assert torch.equal(pyramid_noise((1, 1, 8, 8), torch.Generator().manual_seed(1)),
+                       pyramid_noise((1, 1, 8, 8), torch.Generator().manual_seed(1)))
+    for octaves, persistence in ((0, 0.8), (2, 0.0)):
+        with pytest.raises(ValueError, match="octaves"):
+            pyramid_noise((1, 1, 8, 8), octaves=octaves, persistence=persistence)
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        pyramid_noise((8, 8))
+
+
+def test_partial_diffusion_maps_take_either_noise_and_name_an_unknown_one():
+    normal = images(2, size=16) * 0.6 + 0.2
+    for noise in ("gaussian", "pyramid"):
+        _, reconstructions = partial_diffusion_maps(OracleEps(normal), SCHEDULE, normal, 30, steps=10, noise=noise)
+        assert torch.allclose(reconstructions, normal, atol=1e-4)
+    with pytest.raises(ValueError, match="unknown noise 'simplex'"):
+        partial_diffusion_maps(OracleEps(normal), SCHEDULE, normal, 30, noise="simplex")

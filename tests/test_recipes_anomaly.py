@@ -69,6 +69,9 @@ def test_every_method_runs_on_every_category_and_the_claims_are_checked():
                                                 for name in ("stripes", "washer"))
     sweep = ch09.t_lambda_sweep(cfg, ddpm)
     assert set(sweep["washer"]) == {5, 20} and "pixel_auroc" in sweep["washer"][5]
+    comparison = ch09.noise_comparison(cfg, ddpm)
+    assert set(comparison["carpet"]) == {"gaussian", "pyramid"}
+    assert comparison["carpet"]["gaussian"]["image_auroc"] == results["carpet"]["partial_diffusion"]["image_auroc"]
 
 
 def test_the_feature_choice_is_checked_and_resnet_falls_back_to_random_features(monkeypatch, capsys):
@@ -89,7 +92,7 @@ def test_the_anom_entries_run_and_report(monkeypatch):
     entries = bench.entries()
     partial = entries["anom.partial_diffusion"].run(tiny_config())
     assert 0 <= partial.value <= 1 and "partial_pixel_auroc" in partial.measured
-    assert "carpet t=20 image_auroc" in partial.details
+    assert "carpet t=20 image_auroc" in partial.details and "washer noise=pyramid pixel_auroc" in partial.details
     baselines = entries["anom.baselines"].run(tiny_config())
     assert not baselines.checks and len([key for key in baselines.details if key.startswith("claim ")]) == 4
     assert "washer feature_memory pro" in baselines.details

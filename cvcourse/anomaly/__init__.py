@@ -5,6 +5,7 @@ normal, and an image score (the map's maximum):
 
 - ``reconstruction``: an image minus its reconstruction, by an autoencoder or by partial diffusion (AnoDDPM,
   Wyatt et al. 2022): what the model cannot put back is the anomaly;
+- ``noise``: the jump's noise, white or coarse (AnoDDPM's simplex noise has most of its power at low frequencies);
 - ``memory``: a memory of normal patch features and the distance of each test patch to its nearest neighbour
   there (PatchCore, Roth et al. 2022), with random or pretrained convolutional features;
 - ``evaluate``: image AUROC, pixel AUROC and PRO of a method's maps on a test split, per defect kind.
@@ -12,6 +13,7 @@ normal, and an image score (the map's maximum):
 
 from cvcourse.anomaly.evaluate import evaluate, per_defect_auroc
 from cvcourse.anomaly.memory import PatchMemory, random_features, resnet_features
+from cvcourse.anomaly.noise import pyramid_noise
 from cvcourse.anomaly.reconstruction import (
     anomaly_map,
     autoencoder_maps,
@@ -27,6 +29,7 @@ __all__ = [
     "image_scores",
     "partial_diffusion_maps",
     "per_defect_auroc",
+    "pyramid_noise",
     "random_features",
     "resnet_features",
 ]

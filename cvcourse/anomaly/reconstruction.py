@@ -15,6 +15,7 @@ import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm.auto import tqdm
 
+from cvcourse.anomaly.noise import NOISES, jump_noise
 from cvcourse.diffusion import partial_diffusion, to_diffusion_range, to_image_range
 from cvcourse.diffusion.guidance import EpsModel
 from cvcourse.diffusion.schedules import NoiseSchedule, check_timestep
@@ -66,7 +67,7 @@ def autoencoder_maps(autoencoder: torch.nn.Module, images: torch.Tensor, *, blur
 
 def partial_diffusion_maps(model: EpsModel, schedule: NoiseSchedule, images: torch.Tensor, t_lambda: int, *,
                            steps: int = 100, draws: int = 1, labels: torch.Tensor | None = None,
-                           blur_sigma: float = 1.0, seed: int = 0, batch_size: int = 256,
+                           blur_sigma: float = 1.0, noise: str = "gaussian", seed: int = 0, batch_size: int = 256,
                            progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """AnoDDPM-style anomaly maps (N, H, W), averaged over ``draws`` noise draws, and the first draw's
     reconstructions in [0, 1].
@@ -74,12 +75,15 @@ def partial_diffusion_maps(model: EpsModel, schedule: NoiseSchedule, images: tor
     Each draw noises ``images`` (in [0, 1]) to ``t_lambda`` and denoises them with deterministic DDIM on the grid of
     ``steps`` timesteps over [0, T), so about ``steps * t_lambda / T`` network evaluations per image (AnoDDPM runs
     every timestep with DDPM; DDIM keeps the sweep affordable). ``labels`` condition a class-conditional model (the
-    category). Deterministic for a given ``seed``.
+    category). ``noise`` is the jump's noise, ``"gaussian"`` or ``"pyramid"`` (:mod:`cvcourse.anomaly.noise`).
+    Deterministic for a given ``seed``.
     """
     _check_images(images)
     check_timestep(t_lambda, schedule.T, "t_lambda")
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}.")
+    if noise not in NOISES:
+        raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISES)}.")
     device = next(model.parameters()).device
     schedule = schedule.to(device)
     maps, first = torch.zeros(images.shape[0], *images.shape[-2:]), []
@@ -91,9 +95,9 @@ def partial_diffusion_maps(model: EpsModel, schedule: NoiseSchedule, images: tor
             done = 0
             for batch, batch_labels in batches:
                 x0 = to_diffusion_range(batch).to(device)
-                noise = torch.randn(x0.shape, generator=generator).to(device)
                 x_hat = to_image_range(partial_diffusion(
-                    model, schedule, x0, t_lambda, steps=steps, eta=0.0, noise=noise,
+                    model, schedule, x0, t_lambda, steps=steps, eta=0.0,
+                    noise=jump_noise(noise, tuple(x0.shape), generator).to(device),
                     labels=None if batch_labels is None else batch_labels.to(device))).cpu()
                 maps[done:done + len(batch)] += anomaly_map(batch, x_hat, blur_sigma) / draws
                 if draw == 0:

@@ -1,8 +1,8 @@
 """Chapter 09's headline experiments: anomaly detection on the inspection set, every method on the same test split.
 
 - ``anom.partial_diffusion``: AnoDDPM-style partial diffusion at the chosen t_lambda: its weakest image AUROC (and
-  pixel AUROC) over the regular-texture and object categories, the stochastic texture and the t_lambda sweep in
-  the details;
+  pixel AUROC) over the regular-texture and object categories; the stochastic texture, the t_lambda sweep and the
+  jump with coarse (pyramid) noise instead of Gaussian noise in the details;
 - ``anom.baselines``: the autoencoder and the feature memory on the same split, reported, with the comparisons the
   chapter concludes (``CLAIMS``) checked per category in the profiles they were measured in (``CLAIMS_CHECKED``).
 
@@ -33,6 +33,9 @@ def partial_diffusion(cfg: Config) -> Outcome:
                "steps": info["steps"]}
     details.update({f"{name} t={t} {figure}": metrics[figure] for name, by_t in sweep.items()
                     for t, metrics in by_t.items() for figure in ("image_auroc", "pixel_auroc")})
+    details.update({f"{name} noise={noise} {figure}": metrics[figure]
+                    for name, by_noise in ch09.noise_comparison(cfg, ddpm).items()
+                    for noise, metrics in by_noise.items() for figure in ("image_auroc", "pixel_auroc")})
     return Outcome(floors["partial_image_auroc"], measured={"partial_pixel_auroc": floors["partial_pixel_auroc"]},
                    details=details)
 

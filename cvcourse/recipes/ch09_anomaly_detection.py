@@ -24,6 +24,7 @@ import torch
 from cvcourse import config
 from cvcourse.anomaly import PatchMemory, autoencoder_maps, evaluate, partial_diffusion_maps, random_features
 from cvcourse.anomaly import resnet_features
+from cvcourse.anomaly.noise import NOISES
 from cvcourse.data import AnomalySplit, data_root, inspection_split, mvtec_ad
 from cvcourse.data.inspection import CATEGORIES, KINDS
 from cvcourse.diffusion.training import keep_ema, train_diffusion
@@ -238,6 +239,21 @@ def t_lambda_sweep(cfg: config.Config, ddpm: DiffusionUNet, *, progress: bool = 
                                              blur_sigma=cfg.blur_sigma, progress=progress)
             sweep[name][t_lambda] = evaluate(maps, test)
     return sweep
+
+
+def noise_comparison(cfg: config.Config, ddpm: DiffusionUNet) -> dict[str, dict[str, dict[str, float]]]:
+    """Partial diffusion at ``cfg.t_lambda`` with each noise of the jump (Gaussian, and coarse pyramid noise in the
+    role of AnoDDPM's simplex noise) on every category: ``comparison[category][noise]`` = metrics."""
+    schedule, comparison = noise_schedule(cfg.ddpm), {}
+    for index, name in enumerate(categories(cfg)):
+        test = splits(cfg, name)[1]
+        comparison[name] = {}
+        for noise in NOISES:
+            maps, _ = partial_diffusion_maps(ddpm, schedule, test.images, cfg.t_lambda, steps=cfg.ddim_steps,
+                                             draws=cfg.draws, labels=torch.full((len(test),), index),
+                                             blur_sigma=cfg.blur_sigma, noise=noise)
+            comparison[name][noise] = evaluate(maps, test)
+    return comparison
 
 
 def claims_hold(cfg: config.Config, results: Mapping[str, Mapping[str, Mapping[str, Any]]]) -> dict[str, bool]:
