@@ -63,7 +63,8 @@ def test_every_method_runs_on_every_category_and_the_claims_are_checked():
     assert set(claims) == {"carpet: partial_diffusion > autoencoder (image_auroc)",
                            "carpet: partial_diffusion > autoencoder (pixel_auroc)",
                            "carpet: feature_memory > autoencoder (pixel_auroc)",
-                           "washer: partial_diffusion > feature_memory (image_auroc)"}
+                           "washer: partial_diffusion > feature_memory (image_auroc)",
+                           "stripes: all methods within 0.01 (image_auroc)"}
     floors = ch09.headline(cfg, results)
     assert floors["partial_image_auroc"] == min(results[name]["partial_diffusion"]["image_auroc"]
                                                 for name in ("stripes", "washer"))
@@ -94,7 +95,7 @@ def test_the_anom_entries_run_and_report(monkeypatch):
     assert 0 <= partial.value <= 1 and "partial_pixel_auroc" in partial.measured
     assert "carpet t=20 image_auroc" in partial.details and "washer noise=pyramid pixel_auroc" in partial.details
     baselines = entries["anom.baselines"].run(tiny_config())
-    assert not baselines.checks and len([key for key in baselines.details if key.startswith("claim ")]) == 4
+    assert not baselines.checks and len([key for key in baselines.details if key.startswith("claim ")]) == 5
     assert "washer feature_memory pro" in baselines.details
     monkeypatch.setattr(ch09, "CLAIMS_CHECKED", ("smoke",))
-    assert len(entries["anom.baselines"].run(tiny_config()).checks) == 4
+    assert len(entries["anom.baselines"].run(tiny_config()).checks) == 5
