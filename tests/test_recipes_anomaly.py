@@ -70,9 +70,17 @@ def test_every_method_runs_on_every_category_and_the_claims_are_checked():
                                                 for name in ("stripes", "washer"))
     sweep = ch09.t_lambda_sweep(cfg, ddpm)
     assert set(sweep["washer"]) == {5, 20} and "pixel_auroc" in sweep["washer"][5]
-    comparison = ch09.noise_comparison(cfg, ddpm)
+    only = ch09.run_methods(cfg, None, ddpm, methods=("partial_diffusion",))
+    assert set(only["washer"]) == {"partial_diffusion"}
+    assert only["washer"]["partial_diffusion"]["image_auroc"] == results["washer"]["partial_diffusion"]["image_auroc"]
+    with pytest.raises(ValueError, match="unknown methods"):
+        ch09.run_methods(cfg, None, ddpm, methods=("oracle",))
+    comparison = ch09.noise_comparison(cfg, ddpm, sweep)
     assert set(comparison["carpet"]) == {"gaussian", "pyramid"}
     assert comparison["carpet"]["gaussian"]["image_auroc"] == results["carpet"]["partial_diffusion"]["image_auroc"]
+    reused = ch09.noise_comparison(cfg, ddpm, {name: {cfg.t_lambda: {"image_auroc": -1.0}} for name in sweep})
+    assert reused["carpet"]["gaussian"] == {"image_auroc": -1.0}, "the sweep's figures at t_lambda are reused"
+    assert reused["carpet"]["pyramid"] == comparison["carpet"]["pyramid"]
 
 
 def test_the_feature_choice_is_checked_and_resnet_falls_back_to_random_features(monkeypatch, capsys):

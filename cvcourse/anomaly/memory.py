@@ -16,9 +16,9 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm.auto import tqdm
 
+from cvcourse.anomaly.reconstruction import smooth
 from cvcourse.models.vae import check_unit_range
 
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
@@ -119,7 +119,4 @@ class PatchMemory:
         distances = torch.cat([torch.cdist(part, self.memory).amin(1) for part in
                                tqdm(flat.split(chunk), desc="nearest neighbours", disable=not progress)])
         maps = F.interpolate(distances.view(n, 1, h, w), size=images.shape[-2:], mode="bilinear", align_corners=False)
-        if self.blur_sigma > 0:
-            kernel = 2 * int(2 * self.blur_sigma + 0.999) + 1
-            maps = gaussian_blur(maps, [kernel, kernel], [self.blur_sigma, self.blur_sigma])
-        return maps[:, 0]
+        return smooth(maps[:, 0], self.blur_sigma)

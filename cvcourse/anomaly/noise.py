@@ -33,8 +33,13 @@ def pyramid_noise(shape: tuple[int, ...], generator: torch.Generator | None = No
     return noise / noise.std(dim=(1, 2, 3), keepdim=True)
 
 
-def jump_noise(kind: str, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
-    """``"gaussian"`` (N(0, I)) or ``"pyramid"`` (:func:`pyramid_noise`) noise of ``shape``."""
+def check_noise(kind: str) -> None:
+    """A ValueError naming the choices unless ``kind`` is one of ``NOISES``."""
     if kind not in NOISES:
         raise ValueError(f"unknown noise {kind!r}; choose one of {', '.join(NOISES)}.")
+
+
+def jump_noise(kind: str, shape: tuple[int, ...], generator: torch.Generator | None = None) -> torch.Tensor:
+    """``"gaussian"`` (N(0, I)) or ``"pyramid"`` (:func:`pyramid_noise`) noise of ``shape``."""
+    check_noise(kind)
     return torch.randn(shape, generator=generator) if kind == "gaussian" else pyramid_noise(shape, generator)

@@ -15,7 +15,7 @@ import torch
 from torchvision.transforms.v2.functional import gaussian_blur
 from tqdm.auto import tqdm
 
-from cvcourse.anomaly.noise import NOISES, jump_noise
+from cvcourse.anomaly.noise import check_noise, jump_noise
 from cvcourse.diffusion import partial_diffusion, to_diffusion_range, to_image_range
 from cvcourse.diffusion.guidance import EpsModel
 from cvcourse.diffusion.schedules import NoiseSchedule, check_timestep
@@ -36,13 +36,17 @@ def anomaly_map(images: torch.Tensor, reconstructions: torch.Tensor, blur_sigma:
     if reconstructions.shape != images.shape:
         raise ValueError(f"reconstructions {tuple(reconstructions.shape)} and images {tuple(images.shape)} differ in "
                          "shape; reconstruct the same batch.")
-    if blur_sigma < 0:
-        raise ValueError(f"blur_sigma must be >= 0 (pixels), got {blur_sigma}.")
-    difference = (images - reconstructions).abs().mean(1, keepdim=True)
-    if blur_sigma > 0:
-        kernel = 2 * math.ceil(2 * blur_sigma) + 1
-        difference = gaussian_blur(difference, [kernel, kernel], [blur_sigma, blur_sigma])
-    return difference[:, 0]
+    return smooth((images - reconstructions).abs().mean(1), blur_sigma)
+
+
+def smooth(maps: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Maps (N, H, W) blurred by a Gaussian of ``sigma`` pixels (kernel 2 * ceil(2 sigma) + 1; 0: unchanged)."""
+    if sigma < 0:
+        raise ValueError(f"blur_sigma must be >= 0 (pixels), got {sigma}.")
+    if sigma == 0:
+        return maps
+    kernel = 2 * math.ceil(2 * sigma) + 1
+    return gaussian_blur(maps[:, None], [kernel, kernel], [sigma, sigma])[:, 0]
 
 
 def image_scores(maps: torch.Tensor) -> torch.Tensor:
@@ -82,8 +86,7 @@ def partial_diffusion_maps(model: EpsModel, schedule: NoiseSchedule, images: tor
     check_timestep(t_lambda, schedule.T, "t_lambda")
     if draws < 1:
         raise ValueError(f"draws must be at least 1, got {draws}.")
-    if noise not in NOISES:
-        raise ValueError(f"unknown noise {noise!r}; choose one of {', '.join(NOISES)}.")
+    check_noise(noise)
     device = next(model.parameters()).device
     schedule = schedule.to(device)
     maps, first = torch.zeros(images.shape[0], *images.shape[-2:]), []

@@ -25,8 +25,7 @@ def _figures(results, methods) -> dict[str, float]:
 
 def partial_diffusion(cfg: Config) -> Outcome:
     ddpm, info = ch09.trained_ddpm(cfg, rebuild=True)
-    autoencoder, _ = ch09.trained_autoencoder(cfg)
-    results = ch09.run_methods(cfg, autoencoder, ddpm)
+    results = ch09.run_methods(cfg, None, ddpm, methods=("partial_diffusion",))
     floors = ch09.headline(cfg, results)
     sweep = ch09.t_lambda_sweep(cfg, ddpm)
     details = {**_figures(results, ["partial_diffusion"]), "t_lambda": cfg.t_lambda, "train_s": info["seconds"],
@@ -34,7 +33,7 @@ def partial_diffusion(cfg: Config) -> Outcome:
     details.update({f"{name} t={t} {figure}": metrics[figure] for name, by_t in sweep.items()
                     for t, metrics in by_t.items() for figure in ("image_auroc", "pixel_auroc")})
     details.update({f"{name} noise={noise} {figure}": metrics[figure]
-                    for name, by_noise in ch09.noise_comparison(cfg, ddpm).items()
+                    for name, by_noise in ch09.noise_comparison(cfg, ddpm, sweep).items()
                     for noise, metrics in by_noise.items() for figure in ("image_auroc", "pixel_auroc")})
     return Outcome(floors["partial_image_auroc"], measured={"partial_pixel_auroc": floors["partial_pixel_auroc"]},
                    details=details)

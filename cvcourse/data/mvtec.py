@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torchvision.transforms import InterpolationMode
 from torchvision.transforms.v2 import functional as TF
 
 from cvcourse.data.folders import data_root, require_folder
 from cvcourse.data.inspection import AnomalySplit
+from cvcourse.data.real import _open
 
 MVTEC_URL = "https://www.mvtec.com/company/research/datasets/mvtec-ad"
 MVTEC_CATEGORIES = ("bottle", "cable", "capsule", "carpet", "grid", "hazelnut", "leather", "metal_nut", "pill",
@@ -29,7 +29,7 @@ SPLITS = ("train", "test")
 
 def _read_image(path: Path, image_size: int) -> tuple[torch.Tensor, tuple[int, int]]:
     """An image as float RGB (3, S, S) in [0, 1], resized bilinearly with antialiasing, and its (width, height)."""
-    with Image.open(path) as picture:
+    with _open(path) as picture:
         size = picture.size
         image = TF.to_dtype(TF.to_image(picture.convert("RGB")), torch.float32, scale=True)
     return TF.resize(image, [image_size, image_size], antialias=True).clamp_(0, 1), size
@@ -41,7 +41,7 @@ def _read_mask(path: Path, image_path: Path, size: tuple[int, int], image_size: 
         raise FileNotFoundError(f"the defective test image {image_path} has no mask: expected {path}. MVTec AD keeps "
                                 "the mask of test/<defect>/<stem>.png in ground_truth/<defect>/<stem>_mask.png; "
                                 f"unpack the category again from {MVTEC_URL}")
-    with Image.open(path) as picture:
+    with _open(path) as picture:
         if picture.size != size:
             raise ValueError(f"{image_path} is {size[0]}x{size[1]} but its mask {path} is "
                              f"{picture.size[0]}x{picture.size[1]}; a mask must have its image's size")

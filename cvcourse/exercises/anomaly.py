@@ -27,8 +27,8 @@ SCHEDULE = NoiseSchedule.named("cosine", 100)
 def jump_cases() -> list[tuple[str, torch.Tensor, int, torch.Tensor]]:
     """Deterministic (description, x0, t_lambda, noise) on ``SCHEDULE``."""
     generator = torch.Generator().manual_seed(3)
-    cases = [("4 images (3, 6, 5) at t_lambda = 25", (4, 3, 6, 5), 25), ("2 images (1, 8, 8) at t_lambda = 60",
-                                                                          (2, 1, 8, 8), 60),
+    cases = [("4 images (3, 6, 5) at t_lambda = 25", (4, 3, 6, 5), 25),
+             ("2 images (1, 8, 8) at t_lambda = 60", (2, 1, 8, 8), 60),
              ("1 image (3, 4, 4) at t_lambda = 1", (1, 3, 4, 4), 1)]
     return [(case, 2 * torch.rand(shape, generator=generator) - 1, t, torch.randn(shape, generator=generator))
             for case, shape, t in cases]

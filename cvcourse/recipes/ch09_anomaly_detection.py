@@ -6,9 +6,9 @@ profile runs on the MVTec AD categories in the data folder (``cvcourse.data.mvte
 when none is there. One autoencoder and one class-conditional diffusion model learn every category's normal images
 (the category is the diffusion model's label); the feature memory keeps one memory per category.
 
-``CLAIMS`` and ``TIES`` are the comparisons the chapter states in its conclusion; the notebook's check cell and the bench's
-``anom.baselines`` entry assert them in the profiles they were measured in (``CLAIMS_CHECKED``) and report them in
-the others.
+``CLAIMS`` and ``TIES`` are the comparisons the chapter states in its conclusion; the notebook's check cell and the
+bench's ``anom.baselines`` entry assert them in the profiles they were measured in (``CLAIMS_CHECKED``) and report
+them in the others.
 """
 
 from __future__ import annotations
@@ -22,8 +22,14 @@ from typing import Any
 import torch
 
 from cvcourse import config
-from cvcourse.anomaly import PatchMemory, autoencoder_maps, evaluate, partial_diffusion_maps, random_features
-from cvcourse.anomaly import resnet_features
+from cvcourse.anomaly import (
+    PatchMemory,
+    autoencoder_maps,
+    evaluate,
+    partial_diffusion_maps,
+    random_features,
+    resnet_features,
+)
 from cvcourse.anomaly.noise import NOISES
 from cvcourse.data import AnomalySplit, data_root, inspection_split, mvtec_ad
 from cvcourse.data.inspection import CATEGORIES, KINDS
@@ -142,13 +148,13 @@ def trained_autoencoder(cfg: config.Config, *, rebuild: bool = False,
     """The autoencoder trained on the normal images of every category, cached; and its info."""
     recipe, names = cfg.autoencoder, list(categories(cfg))
 
+    images, _ = _training_images(cfg, names)  # build() needs their mean even when the weights come from the cache
+
     def build() -> KLAutoencoder:
         seed_everything(recipe.seed)
-        images, _ = _training_images(cfg, names)
         return KLAutoencoder(recipe.latent_channels, channels=3, width=recipe.width, mean_pixel=images.mean().item())
 
     def train(model: KLAutoencoder, checkpoint_dir: Path) -> dict[str, Any]:
-        images, _ = _training_images(cfg, names)
         trainer = train_vae(model, images, steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
                             beta=recipe.beta, seed=recipe.seed, device=cfg.device, checkpoint_dir=checkpoint_dir,
                             checkpoint_every=cfg.checkpoint_every, resume=True, progress=progress)
@@ -201,27 +207,37 @@ def feature_extractor(cfg: config.Config) -> torch.nn.Module:
     return random_features(width=cfg.feature_width).to(cfg.device)
 
 
-def run_methods(cfg: config.Config, autoencoder: KLAutoencoder, ddpm: DiffusionUNet, *,
-                t_lambda: int | None = None, progress: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
-    """Every method on every category: ``results[category][method]`` holds its ``maps``, its ``reconstructions``
-    (None for the memory), its metrics (:func:`cvcourse.anomaly.evaluate`) and ``seconds_per_image``."""
-    names, features = list(categories(cfg)), feature_extractor(cfg)
-    schedule, t_lambda = noise_schedule(cfg.ddpm), cfg.t_lambda if t_lambda is None else t_lambda
+def partial_maps(cfg: config.Config, ddpm: DiffusionUNet, test: AnomalySplit, category_index: int, t_lambda: int,
+                 *, noise: str = "gaussian", progress: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """:func:`cvcourse.anomaly.partial_diffusion_maps` of ``test`` with the chapter's settings (DDIM grid, draws,
+    smoothing), the category as the model's label."""
+    return partial_diffusion_maps(ddpm, noise_schedule(cfg.ddpm), test.images, t_lambda, steps=cfg.ddim_steps,
+                                  draws=cfg.draws, labels=torch.full((len(test),), category_index),
+                                  blur_sigma=cfg.blur_sigma, noise=noise, progress=progress)
+
+
+def run_methods(cfg: config.Config, autoencoder: KLAutoencoder | None, ddpm: DiffusionUNet | None, *,
+                methods: tuple[str, ...] = METHODS, progress: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
+    """``methods`` (default: all three) on every category, partial diffusion at ``cfg.t_lambda``:
+    ``results[category][method]`` holds its ``maps``, its ``reconstructions`` (None for the memory), its metrics
+    (:func:`cvcourse.anomaly.evaluate`) and ``seconds_per_image``. A model a chosen method does not use may be None."""
+    unknown = set(methods) - set(METHODS)
+    if unknown:
+        raise ValueError(f"unknown methods {sorted(unknown)}; choose from {', '.join(METHODS)}.")
+    features = feature_extractor(cfg) if "feature_memory" in methods else None
     results = {}
-    for index, name in enumerate(names):
+    for index, name in enumerate(categories(cfg)):
         train, test = splits(cfg, name)
-        methods = {
+        runs = {
             "autoencoder": lambda: autoencoder_maps(autoencoder, test.images, blur_sigma=cfg.blur_sigma),
-            "partial_diffusion": lambda: partial_diffusion_maps(
-                ddpm, schedule, test.images, t_lambda, steps=cfg.ddim_steps, draws=cfg.draws,
-                labels=torch.full((len(test),), index), blur_sigma=cfg.blur_sigma, progress=progress),
+            "partial_diffusion": lambda: partial_maps(cfg, ddpm, test, index, cfg.t_lambda, progress=progress),
             "feature_memory": lambda: (PatchMemory(features, memory_size=cfg.memory_size, blur_sigma=cfg.blur_sigma)
                                        .fit(train.images).maps(test.images), None),
         }
         results[name] = {}
-        for method, run in methods.items():
+        for method in methods:
             started = time.perf_counter()
-            maps, reconstructions = run()
+            maps, reconstructions = runs[method]()
             seconds = time.perf_counter() - started
             results[name][method] = {"maps": maps, "reconstructions": reconstructions,
                                      "seconds_per_image": seconds / len(test), **evaluate(maps, test)}
@@ -230,30 +246,27 @@ def run_methods(cfg: config.Config, autoencoder: KLAutoencoder, ddpm: DiffusionU
 
 def t_lambda_sweep(cfg: config.Config, ddpm: DiffusionUNet, *, progress: bool = False) -> dict[str, dict[int, dict]]:
     """Partial diffusion at every ``cfg.t_lambdas`` on every category: ``sweep[category][t_lambda]`` = metrics."""
-    schedule, sweep = noise_schedule(cfg.ddpm), {}
+    sweep = {}
     for index, name in enumerate(categories(cfg)):
         test = splits(cfg, name)[1]
-        sweep[name] = {}
-        for t_lambda in cfg.t_lambdas:
-            maps, _ = partial_diffusion_maps(ddpm, schedule, test.images, t_lambda, steps=cfg.ddim_steps,
-                                             draws=cfg.draws, labels=torch.full((len(test),), index),
-                                             blur_sigma=cfg.blur_sigma, progress=progress)
-            sweep[name][t_lambda] = evaluate(maps, test)
+        sweep[name] = {t_lambda: evaluate(partial_maps(cfg, ddpm, test, index, t_lambda, progress=progress)[0], test)
+                       for t_lambda in cfg.t_lambdas}
     return sweep
 
 
-def noise_comparison(cfg: config.Config, ddpm: DiffusionUNet) -> dict[str, dict[str, dict[str, float]]]:
+def noise_comparison(cfg: config.Config, ddpm: DiffusionUNet,
+                     sweep: Mapping[str, Mapping[int, dict]]) -> dict[str, dict[str, dict[str, float]]]:
     """Partial diffusion at ``cfg.t_lambda`` with each noise of the jump (Gaussian, and coarse pyramid noise in the
-    role of AnoDDPM's simplex noise) on every category: ``comparison[category][noise]`` = metrics."""
-    schedule, comparison = noise_schedule(cfg.ddpm), {}
+    role of AnoDDPM's simplex noise) on every category: ``comparison[category][noise]`` = metrics. The Gaussian
+    figures come from ``sweep`` (:func:`t_lambda_sweep`) where it holds ``cfg.t_lambda``: the same maps, same seed."""
+    comparison = {}
     for index, name in enumerate(categories(cfg)):
         test = splits(cfg, name)[1]
         comparison[name] = {}
         for noise in NOISES:
-            maps, _ = partial_diffusion_maps(ddpm, schedule, test.images, cfg.t_lambda, steps=cfg.ddim_steps,
-                                             draws=cfg.draws, labels=torch.full((len(test),), index),
-                                             blur_sigma=cfg.blur_sigma, noise=noise)
-            comparison[name][noise] = evaluate(maps, test)
+            known = sweep[name].get(cfg.t_lambda) if noise == "gaussian" else None
+            comparison[name][noise] = known or evaluate(
+                partial_maps(cfg, ddpm, test, index, cfg.t_lambda, noise=noise)[0], test)
     return comparison
 
 
