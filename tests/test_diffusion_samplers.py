@@ -189,3 +189,22 @@ def test_bad_input_is_explained(schedule):
         ddim_sample(model, schedule, (3, 1, 4, 4), x_T=x)
     with pytest.raises(ValueError, match="batch shape of positive ints"):
         ddpm_sample(model, schedule, (2, 0, 4, 4))
+
+
+def test_unclipped_sampling_must_avoid_the_degenerate_top_step_of_the_cosine_schedule():
+    """An error of 1% in the predicted noise, divided by sqrt(alpha_bar_T) ~ 3e-5 at the trailing grid's first step,
+    blows the sample up when nothing clips x_0 (latents); the leading grid, as latent sampling uses, keeps it in scale."""
+
+    class OnePercentOff(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.anchor = torch.nn.Parameter(torch.zeros(()))
+
+        def forward(self, x, t, labels=None):
+            return 0.99 * x + self.anchor
+
+    schedule = NoiseSchedule.cosine(1000)
+    x_T = torch.randn(64, 4, 7, 7, generator=torch.Generator().manual_seed(0))
+    trailing, leading = (ddim_sample(OnePercentOff(), schedule, x_T.shape, steps=10, clip_x0=False, x_T=x_T,
+                                     spacing=spacing) for spacing in ("trailing", "leading"))
+    assert trailing.std() > 20 * leading.std() and leading.std() < 10

@@ -134,7 +134,8 @@ def latent_glyphs(cfg: Config) -> Outcome:
     model, space, info = ch07.trained_latent_ddpm(cfg, rebuild=True)
     model, schedule = model.to(cfg.device), ch05.noise_schedule(cfg.latent).to(cfg.device)
     latents = ddim_sample(model, schedule, space.latent_shape(cfg.sample_count), steps=cfg.ddim_steps,
-                          eta=cfg.ddim_eta, clip_x0=False, generator=torch.Generator().manual_seed(SAMPLE_SEED))
+                          eta=cfg.ddim_eta, clip_x0=False, spacing=ch07.LATENT_SPACING,
+                          generator=torch.Generator().manual_seed(SAMPLE_SEED))
     samples = space.decode(latents.cpu())
     report = judge.report(samples)
     images, _ = training_glyphs(cfg.latent.train_size, cfg.latent.image_size)

@@ -36,8 +36,9 @@ class Snapshots:
     """Every ``every`` steps: DDIM samples of the EMA model, ``fcd(images)`` logged as ``fcd``, a gallery kept.
 
     ``decode`` maps the sampler's output to images in [0, 1]: ``to_image_range`` for pixels (sampled with the
-    predicted x_0 clipped to [-1, 1]), the decoder for latents (not clipped). Each snapshot draws from the same
-    seeded noise, so the galleries show one set of samples taking shape.
+    predicted x_0 clipped to [-1, 1]), the decoder for latents (not clipped, so sampled on the leading grid: see
+    ``ddim_timesteps``). Each snapshot draws from the same seeded noise, so the galleries show one set of samples
+    taking shape.
     """
 
     def __init__(self, every: int, schedule: NoiseSchedule, shape: tuple[int, ...], *,
@@ -57,7 +58,8 @@ class Snapshots:
         model.eval()
         x = ddim_sample(model, self.schedule.to(trainer.device), self.shape, steps=SNAPSHOT_SAMPLER_STEPS,
                         labels=None if self.labels is None else self.labels.to(trainer.device),
-                        generator=torch.Generator().manual_seed(SNAPSHOT_SEED), clip_x0=self.clip_x0)
+                        generator=torch.Generator().manual_seed(SNAPSHOT_SEED), clip_x0=self.clip_x0,
+                        spacing="trailing" if self.clip_x0 else "leading")
         images = self.decode(x).cpu()
         trainer.history.log(trainer.step, fcd=self.fcd(images))
         self.steps.append(trainer.step)

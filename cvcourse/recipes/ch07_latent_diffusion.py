@@ -1,6 +1,6 @@
 """Chapter 07, latent diffusion: a KL autoencoder (``cfg.autoencoder``), then the same kind of U-Net as chapter
 05's trained on its scaled latents (``cfg.latent``), compared with chapter 05's pixel-space model (``cfg.ddpm``,
-loaded from the cache).
+loaded from the cache). ``cached_samples`` keeps decoded samples, which chapter 10 tries to tell from real glyphs.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ from typing import Any
 import torch
 
 from cvcourse import config
-from cvcourse.cache import tensor_digest
+from cvcourse.cache import cached, tensor_digest
 from cvcourse.diffusion.forward import to_diffusion_range
 from cvcourse.diffusion.latent import LatentSpace
+from cvcourse.diffusion.samplers import ddim_sample
 from cvcourse.diffusion.training import Snapshots, keep_ema, seconds_per_step, train_diffusion
 from cvcourse.generative.training import train_vae
 from cvcourse.models.autoencoder import KLAutoencoder
@@ -28,6 +29,9 @@ from cvcourse.recipes.training import cached_training, require_finished, trainin
 from cvcourse.seeding import seed_everything
 
 CHAPTER = "07_latent_diffusion"
+# Latents are sampled without clipping x_0, so on the leading grid: the trailing grid's first step, at the cosine
+# schedule's degenerate top timestep, divides the model's error by sqrt(alpha_bar_T) ~ 3e-5 (see ddim_timesteps)
+LATENT_SPACING = "leading"
 
 
 @dataclass(frozen=True)
@@ -167,3 +171,21 @@ def latent_step_times(cfg: config.Config, latent_model: DiffusionUNet, space: La
              "chapter05_pixel": seconds_per_step(ddpm_unet(cfg.ddpm).to(images.device), schedule, pixels)}
     space.autoencoder.cpu()
     return {**times, "speedup": times["pixel"] / times["latent"]}
+
+
+def cached_samples(cfg: config.Config, model: DiffusionUNet, space: LatentSpace, count: int, *, steps: int,
+                   eta: float, seed: int, progress: bool = False) -> torch.Tensor:
+    """``count`` latent-diffusion samples decoded to images in [0, 1] on the CPU: DDIM with ``steps`` and ``eta``
+    from the noise of ``seed``, cached with a digest of both models' weights in the key."""
+    model = model.to(cfg.device).eval()
+
+    def make() -> dict[str, torch.Tensor]:
+        latents = ddim_sample(model, noise_schedule(cfg.latent).to(cfg.device), space.latent_shape(count), steps=steps,
+                              eta=eta, clip_x0=False, spacing=LATENT_SPACING,
+                              generator=torch.Generator().manual_seed(seed), progress=progress)
+        return {"images": space.decode(latents.cpu()).clamp(0, 1)}
+
+    key = dict(model=tensor_digest(*model.state_dict().values()), spacing=LATENT_SPACING,
+               autoencoder=tensor_digest(*space.autoencoder.state_dict().values()), count=count, steps=steps, eta=eta,
+               seed=seed)
+    return cached("glyph-latent-samples", key, make)["images"]
