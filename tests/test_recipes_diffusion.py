@@ -197,7 +197,7 @@ def test_unknown_schedule_names_the_choices():
                                   "diff.latent_glyphs"])
 def test_diffusion_bench_entries_run_and_report_their_details(name, monkeypatch):
     for recipe, tiny in TINY.items():
-        monkeypatch.setattr(recipe, "OVERRIDES", {"smoke": tiny})
+        monkeypatch.setattr(recipe, "OVERRIDES", {**recipe.OVERRIDES, "smoke": tiny})
     result = bench.run_entry(name, profile="smoke")
     assert result.name == name and isinstance(result.value, float)
     expected = {"diff.ddpm_glyphs": {"fcd", "fcd_held_out_real", "ddpm_class_coverage", "train_s", "sample_s"},

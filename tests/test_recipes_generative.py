@@ -88,7 +88,7 @@ def test_balanced_labels_cycle_through_the_classes():
 @pytest.mark.parametrize("name", ["gen.dcgan_glyphs", "gen.cgan_glyphs", "gen.vae_glyphs"])
 def test_generative_bench_entries_run_and_report_their_reference_points(name, monkeypatch):
     for recipe, tiny in TINY.items():
-        monkeypatch.setattr(recipe, "OVERRIDES", {"smoke": tiny})
+        monkeypatch.setattr(recipe, "OVERRIDES", {**recipe.OVERRIDES, "smoke": tiny})
     result = bench.run_entry(name, profile="smoke")
     assert result.name == name and isinstance(result.value, float) and result.target is None
     details = result.details

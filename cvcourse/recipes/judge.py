@@ -10,26 +10,20 @@ confident samples measures the samples, not the judge's doubt.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from cvcourse.cache import cached_model, tensor_digest
 from cvcourse.config import settings_key
 from cvcourse.data.glyphs import Glyphs, glyph_tensors
-from cvcourse.data.memory import shuffled_batches
 from cvcourse.generative.metrics import ImageQuality, check_images
 from cvcourse.inference import predict
 from cvcourse.models.classifier import SmallCNN
-from cvcourse.recipes.training import require_finished
-from cvcourse.seeding import seed_everything
-from cvcourse.train import Trainer, supervised_step
+from cvcourse.recipes.training import fit_classifier
 
-CHECKPOINT_EVERY = 250
 MIN_ACCURACY = 0.98  # a weaker judge is refused
 
 
@@ -64,21 +58,6 @@ def _check_labels(labels: torch.Tensor, count: int, num_classes: int, name: str)
         raise ValueError(f"{name} must be in 0..{num_classes - 1}; got {int(labels.min())}..{int(labels.max())}.")
 
 
-def _fit(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor, *, steps: int, batch_size: int, lr: float,
-         seed: int, device: str | torch.device | None, progress: bool,
-         checkpoint_dir: str | os.PathLike | None = None) -> None:
-    """Cross-entropy with AdamW and a one-cycle schedule; resumes from ``checkpoint_dir`` if it holds a checkpoint."""
-    seed_everything(seed)
-    loader = shuffled_batches(images, labels, batch_size=batch_size, seed=seed)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
-    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
-    trainer = Trainer(model, optimizer, supervised_step(F.cross_entropy), device=device, amp=False,
-                      schedulers=schedule, checkpoint_dir=checkpoint_dir, checkpoint_every=CHECKPOINT_EVERY,
-                      progress=progress, live_plot=False)
-    trainer.fit(loader, steps=steps, resume=checkpoint_dir is not None)  # a cached training resumes
-    require_finished(trainer, steps)
-
-
 def _accuracy(model: SmallCNN, images: torch.Tensor, labels: torch.Tensor) -> float:
     logits, targets = predict(model, DataLoader(TensorDataset(images, labels), batch_size=500))
     return float((logits.argmax(dim=1) == targets).double().mean())
@@ -97,8 +76,8 @@ def train_judge(train_images: torch.Tensor, train_labels: torch.Tensor, test_ima
         check_images(images, channels, name=f"{name}_images")
         _check_labels(labels, len(images), num_classes, f"{name}_labels")
     model = _classifier(num_classes, channels, recipe.width, recipe.seed)
-    _fit(model, train_images, train_labels, steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
-         seed=recipe.seed, device=device, progress=progress)
+    fit_classifier(model, train_images, train_labels, steps=recipe.steps, batch_size=recipe.batch_size,
+                       lr=recipe.lr, seed=recipe.seed, device=device, progress=progress)
     return model.cpu().eval(), _accuracy(model, test_images, test_labels)
 
 
@@ -118,8 +97,9 @@ def glyph_judge(image_size: int = 28, *, device: str | torch.device | None = Non
 
     def train(model: SmallCNN, checkpoint_dir: Path) -> dict:
         test_images, test_labels = glyph_tensors(recipe.test_size, image_size, seed=1)
-        _fit(model, train_images, train_labels, steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
-             seed=recipe.seed, device=device, progress=progress, checkpoint_dir=checkpoint_dir)
+        fit_classifier(model, train_images, train_labels, steps=recipe.steps, batch_size=recipe.batch_size,
+                       lr=recipe.lr, seed=recipe.seed, device=device, progress=progress,
+                       checkpoint_dir=checkpoint_dir)
         reference = ImageQuality(model, train_images, device=device)
         return {"accuracy": _accuracy(model, test_images, test_labels),
                 "reference_mean": torch.from_numpy(reference.reference_mean),

@@ -7,16 +7,23 @@ trained again, keep them and it loads in a second, whichever chapter (or ``make 
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
+import torch.nn.functional as F
 from torch import nn
 
 from cvcourse.cache import cached_model
 from cvcourse.config import settings_key
+from cvcourse.data.memory import shuffled_batches
 from cvcourse.history import History
-from cvcourse.train import Trainer
+from cvcourse.seeding import seed_everything
+from cvcourse.train import Trainer, supervised_step
+
+CHECKPOINT_EVERY = 250  # fit_classifier's checkpoints
 
 
 def require_finished(trainer: Trainer, steps: int) -> None:
@@ -25,6 +32,27 @@ def require_finished(trainer: Trainer, steps: int) -> None:
     if trainer.step < steps:
         raise KeyboardInterrupt(f"training stopped at step {trainer.step} of {steps}; run it again to resume "
                                 "from the last checkpoint")
+
+
+def fit_classifier(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, *, steps: int, batch_size: int,
+                   lr: float, seed: int, device: str | torch.device | None = None, progress: bool = False,
+                   checkpoint_dir: str | os.PathLike | None = None) -> nn.Module:
+    """Train a classifier on images in memory and int64 labels; returns it in eval mode, where it trained.
+
+    Cross-entropy with AdamW and a one-cycle learning rate (Smith & Topin 2019) through the course's ``Trainer``;
+    with a ``checkpoint_dir`` it saves every ``CHECKPOINT_EVERY`` steps and resumes from what it finds there. The
+    glyph judge and chapter 10's detectors of generated images are trained with it.
+    """
+    seed_everything(seed)
+    loader = shuffled_batches(images, labels, batch_size=batch_size, seed=seed)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps)
+    trainer = Trainer(model, optimizer, supervised_step(F.cross_entropy), device=device, amp=False,
+                      schedulers=schedule, checkpoint_dir=checkpoint_dir, checkpoint_every=CHECKPOINT_EVERY,
+                      progress=progress, live_plot=False)
+    trainer.fit(loader, steps=steps, resume=checkpoint_dir is not None)  # a cached training resumes
+    require_finished(trainer, steps)
+    return model.eval()
 
 
 def training_info(trainer: Trainer) -> dict[str, Any]:
