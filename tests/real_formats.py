@@ -1,5 +1,6 @@
 """Tiny datasets written in each real dataset's own on-disk format, for the loaders' tests and the gpu-profile
-check: Oxford-IIIT Pet, the ISBI 2012 stacks, a folder of images and masks, Penn-Fudan, Pascal VOC and MVTec AD."""
+check: Oxford-IIIT Pet, the ISBI 2012 stacks, a folder of images and masks, Penn-Fudan, Pascal VOC, MVTec AD and
+folders of real and generated images (CIFAKE, GenImage)."""
 
 import numpy as np
 from PIL import Image
@@ -168,6 +169,28 @@ def write_mvtec(root, categories=MVTEC_CATEGORIES):
     return root
 
 
+# layout -> (folder of real images, folder of generated images) inside a split's folder, as each dataset unpacks
+GENERATED_LAYOUTS = {"CIFAKE": ("REAL", "FAKE"), "GenImage": ("nature", "ai"), "generic": ("real", "generated")}
+REAL_GREY, GENERATED_GREY = 40, 200  # a real image is dark, a generated one light
+
+
+def write_generated_folder(root, layout="generic", split="train", real=((".jpg", (40, 30)),) * 3,
+                           generated=((".png", (32, 32)),) * 2):
+    """<root>/<split>/<real folder>/NNN<suffix> and <generated folder>/NNN<suffix> in one of ``GENERATED_LAYOUTS``,
+    one file per (suffix, (width, height)) of ``real`` and ``generated``; an empty tuple leaves the folder out.
+
+    A real image is dark, a generated one light (not grey: green is 10 higher), so labels can be checked against
+    pixels; JPEG files are written at quality 95, as real photos often are."""
+    for folder, files, grey in zip(GENERATED_LAYOUTS[layout], (real, generated), (REAL_GREY, GENERATED_GREY)):
+        for number, (suffix, (width, height)) in enumerate(files):
+            (root / split / folder).mkdir(parents=True, exist_ok=True)
+            image = np.full((height, width, 3), grey, dtype=np.uint8)
+            image[..., 1] += 10
+            options = {"quality": 95} if suffix.lower() in (".jpg", ".jpeg") else {}
+            Image.fromarray(image).save(root / split / folder / f"{number:03d}{suffix}", **options)
+    return root
+
+
 def write_every_format(root):
     """Every dataset the chapters load, in the folders where they look for it (``data_root()`` = ``root``)."""
     write_pet_dataset(root)
@@ -176,4 +199,7 @@ def write_every_format(root):
     write_penn_fudan(root)
     write_voc(root)
     write_mvtec(root / "mvtec_ad")
+    for split in ("train", "test"):
+        write_generated_folder(root / "cifake", layout="CIFAKE", split=split, real=((".jpg", (32, 32)),) * 4,
+                               generated=((".png", (32, 32)),) * 4)
     return root

@@ -71,6 +71,8 @@ def test_only_the_bench_imports_its_entries_and_nothing_imports_the_bench():
     ("cvcourse.detection", ("cvcourse.recipes",)),
     ("cvcourse.generative", ("cvcourse.recipes",)),
     ("cvcourse.diffusion", ("cvcourse.recipes",)),
+    ("cvcourse.anomaly", ("cvcourse.recipes",)),
+    ("cvcourse.forensics", ("cvcourse.recipes",)),
 ])
 def test_methods_and_data_stay_below_the_recipes(package, forbidden):
     for name, targets in IMPORTS.items():

@@ -1,5 +1,6 @@
 """Datasets of the course: synthetic shapes, cells and street scenes generated on the fly, joint transforms,
-real segmentation, detection and classification datasets and the folders they live in."""
+real segmentation, detection and classification datasets, real and generated images side by side, and the folders
+they live in."""
 
 from cvcourse.data.cells import SyntheticCells
 from cvcourse.data.detection import (
@@ -9,6 +10,7 @@ from cvcourse.data.detection import (
     detection_transforms,
 )
 from cvcourse.data.folders import DatasetNotFoundError, data_root, require_folder
+from cvcourse.data.generated_folders import GeneratedImageSplit, generated_image_folder, shortcuts
 from cvcourse.data.glyphs import Glyphs, glyph_tensors
 from cvcourse.data.memory import materialize, shuffled_batches
 from cvcourse.data.inspection import AnomalySplit, inspection_split
@@ -61,6 +63,7 @@ __all__ = [
     "AnomalySplit",
     "DatasetNotFoundError",
     "DetectionScenes",
+    "GeneratedImageSplit",
     "Glyphs",
     "ISBIStack",
     "MaskFolder",
@@ -81,6 +84,7 @@ __all__ = [
     "detection_transforms",
     "drop_empty_objects",
     "fashion_mnist",
+    "generated_image_folder",
     "glyph_tensors",
     "gradient_background",
     "mask_boxes",
@@ -98,6 +102,7 @@ __all__ = [
     "render_shape",
     "require_folder",
     "semantic_map",
+    "shortcuts",
     "shuffled_batches",
     "segmentation_transforms",
     "train_transforms",

@@ -1,5 +1,5 @@
 """Diffusion models: noise schedules, the forward process and its loss, DDPM and DDIM sampling, DDIM inversion and
-partial diffusion, classifier-free guidance, autoguidance and latent diffusion (chapters 05 and 06).
+partial diffusion, RePaint inpainting, classifier-free guidance, autoguidance and latent diffusion (chapters 05 and 06).
 
 The schedule is an object of its own, separate from the network (as diffusers' schedulers are): every
 function takes a ``NoiseSchedule`` and a noise predictor ``model(x_t, t, labels) -> eps``, such as
@@ -19,6 +19,7 @@ from cvcourse.diffusion.forward import (
     to_image_range,
 )
 from cvcourse.diffusion.guidance import eps_theta, guided_eps, null_label
+from cvcourse.diffusion.inpainting import renoise, repaint
 from cvcourse.diffusion.latent import LatentSpace
 from cvcourse.diffusion.reconstruction import (
     ddim_invert,
@@ -60,6 +61,8 @@ __all__ = [
     "predict_eps",
     "predict_x0",
     "q_sample",
+    "renoise",
+    "repaint",
     "to_diffusion_range",
     "to_image_range",
 ]

@@ -18,6 +18,7 @@ chapter                                  recipe
 07_latent_diffusion                      ``ch07_latent_diffusion``
 08_object_detection                      ``ch08_object_detection``
 09_anomaly_detection                     ``ch09_anomaly_detection``
+10_generated_image_detection             ``ch10_generated_image_detection``
 appendix_ddp                             ``appendix_ddp``
 =======================================  ==============================================
 
