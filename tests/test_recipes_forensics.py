@@ -53,6 +53,8 @@ def test_unknown_names_are_refused():
         ch10.training_free_scores(cfg, "lpips", torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), None, None)
     with pytest.raises(ValueError, match="trained detector"):
         ch10.detector_inputs(cfg, "resnet", torch.rand(2, 1, 8, 8), None)
+    with pytest.raises(ValueError, match="knows grey 28x28 glyphs; got images of shape \\(3, 32, 32\\)"):
+        ch10.dire(cfg, None, torch.rand(2, 3, 32, 32))
     with pytest.raises(ValueError, match="localiser input"):
         ch10_edits.localiser_inputs(cfg, "depth", torch.rand(2, 1, 8, 8), None)
 
@@ -100,7 +102,7 @@ def test_the_pixel_cnn_runs_on_a_real_folder_and_reports_its_shortcuts(tmp_path,
     for split in ("train", "test"):
         write_generated_folder(tmp_path / "cifake", layout="CIFAKE", split=split, real=((".jpg", (32, 32)),) * 6,
                                generated=((".png", (32, 32)),) * 6)
-    result = ch10.folder_experiment(tiny_config())
+    result = ch10.folder_experiment(tiny_config(detector=dict(batch_size=64)))  # more than the folder holds
     assert result["layout"] == "CIFAKE" and result["train_size"] == result["test_size"] == 12
     assert any("JPEG" in warning for warning in result["shortcuts"]["train"])
     assert 0 <= result["auroc"] <= 1 and 0 <= result["accuracy"] <= 1

@@ -1,9 +1,9 @@
 """Chapter 10, part two: deepfakes as edits. Real glyphs with one region repainted by the chapter-05 diffusion model
 (RePaint, Lugmayr et al. 2022), and a segmentation U-Net (chapter 02) that marks the repainted pixels.
 
-The settings are chapter 10's (``ch10_generated_image_detection.load``): ``edit_train`` and ``edit_test`` edits,
-``edit_steps`` reverse steps each taken ``edit_resample`` times, and the ``localiser`` recipe. Edits and localisers
-are cached.
+The settings are chapter 10's (``CHAPTER``, ``Settings``, ``OVERRIDES`` and ``load`` are the main recipe's, so
+either module loads them): ``edit_train`` and ``edit_test`` edits, ``edit_steps`` reverse steps each taken
+``edit_resample`` times, and the ``localiser`` recipe. Edits and localisers are cached.
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ from cvcourse.diffusion import repaint, to_diffusion_range, to_image_range
 from cvcourse.forensics import edit_masks, localisation_scores, png_round_trip
 from cvcourse.models.unet import UNet
 from cvcourse.recipes import ch05_diffusion as ch05
-from cvcourse.recipes.ch10_generated_image_detection import dire
+from cvcourse.recipes.ch10_generated_image_detection import CHAPTER, OVERRIDES, Settings, dire, load
 from cvcourse.recipes.training import require_finished
 from cvcourse.segmentation.losses import bce_dice_loss
 from cvcourse.segmentation.training import segment, train_segmentation
 from cvcourse.seeding import seed_everything
+
+__all__ = ["CHAPTER", "LOCALISER_INPUTS", "OVERRIDES", "Settings", "edited_images", "load", "localise_edits",
+           "localiser_inputs", "trained_localiser"]
 
 EDIT_SEED = 3  # the glyphs that are edited: neither the generators' training glyphs nor the detectors' real ones
 

@@ -107,7 +107,7 @@ class Settings(config.Settings):
     edit_steps: int = 25  # RePaint's reverse steps and resampling
     edit_resample: int = 2
     localiser: LocaliserRecipe = LocaliserRecipe()
-    folder: str = "cifake"  # a real dataset of real and generated images under the data folder, when it is there
+    folder: str = "cifake"  # data_root() / folder: a dataset of real and generated images, when it is there
     folder_image_size: int = 32
     targets: Mapping[str, str] = field(default_factory=lambda: {
         "dire_cnn_auroc": ">= 0.95", "shortcut_same_format_auroc": ">= 0.95", "shortcut_drop": ">= 0.25",
@@ -174,6 +174,10 @@ def split(images: torch.Tensor, cfg: config.Config) -> tuple[torch.Tensor, torch
 
 def dire(cfg: config.Config, ddpm: torch.nn.Module, images: torch.Tensor, *, progress: bool = False) -> torch.Tensor:
     """DIRE images of ``images`` through the chapter-05 model with ``dire_steps`` steps each way, cached."""
+    size = cfg.ddpm.image_size
+    if tuple(images.shape[1:]) != (1, size, size):
+        raise ValueError(f"DIRE's model, chapter 05's DDPM, knows grey {size}x{size} glyphs; got images of shape "
+                         f"{tuple(images.shape[1:])}: resize them to {size}x{size} and make them one grey channel.")
     key = dict(model=tensor_digest(*ddpm.state_dict().values()), images=tensor_digest(images), steps=cfg.dire_steps)
 
     def make() -> dict[str, torch.Tensor]:
@@ -194,8 +198,9 @@ def trained_detector(cfg: config.Config, images: torch.Tensor, labels: torch.Ten
         return SmallCNN(2, in_channels=images.shape[1], width=recipe.width)
 
     def train(model: SmallCNN, checkpoint_dir: Path) -> dict[str, Any]:
-        fit_classifier(model, images, labels, steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
-                       seed=recipe.seed, device=cfg.device, progress=progress, checkpoint_dir=checkpoint_dir)
+        fit_classifier(model, images, labels, steps=recipe.steps, batch_size=min(recipe.batch_size, len(images)),
+                       lr=recipe.lr, seed=recipe.seed, device=cfg.device, progress=progress,
+                       checkpoint_dir=checkpoint_dir)  # a small folder: one batch of all its images
         return {}
 
     key = {**settings_key(recipe), "data": tensor_digest(images, labels)}
@@ -377,18 +382,13 @@ def headline(cfg: config.Config, cross: Mapping, shortcut: Mapping[str, float],
             "edit_pixel_auroc": max(result["pixel_auroc"] for result in localisation.values())}
 
 
-def folder_root(cfg: config.Config) -> Path:
-    """Where a real dataset of real and generated images is looked for: ``<data folder>/<cfg.folder>``."""
-    return data_root() / cfg.folder
-
-
 def folder_experiment(cfg: config.Config, *, progress: bool = False) -> dict[str, Any]:
     """The pixel CNN on a real folder of real and generated images (CIFAKE, a GenImage subset, or your own):
     trained on its training split, tested on its test split; with each split's shortcut warnings and formats.
 
     DIRE needs a diffusion model of the folder's images, which the course does not train: only the pixel CNN runs.
     """
-    root = folder_root(cfg)
+    root = data_root() / cfg.folder
     train = generated_image_folder(root, "train", image_size=cfg.folder_image_size)
     test = generated_image_folder(root, TEST_SPLITS[train.layout], image_size=cfg.folder_image_size)
     model = trained_detector(cfg, train.images, train.labels, progress=progress)
