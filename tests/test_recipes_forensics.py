@@ -49,8 +49,8 @@ def test_unknown_names_are_refused():
     cfg = tiny_config()
     with pytest.raises(ValueError, match="unknown generator 'stylegan'"):
         ch10.generated_images(cfg, "stylegan")
-    with pytest.raises(ValueError, match="training-free detector"):
-        ch10.training_free_scores(cfg, "lpips", torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), None, None)
+    with pytest.raises(ValueError, match="unknown detector 'lpips'"):
+        ch10.detector_scores(cfg, "lpips", None, torch.rand(2, 1, 8, 8), torch.rand(2, 1, 8, 8), None, None)
     with pytest.raises(ValueError, match="trained detector"):
         ch10.detector_inputs(cfg, "resnet", torch.rand(2, 1, 8, 8), None)
     with pytest.raises(ValueError, match="knows grey 28x28 glyphs; got images of shape \\(3, 32, 32\\)"):

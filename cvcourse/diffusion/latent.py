@@ -11,9 +11,11 @@ Typical use::
 
     space = LatentSpace(autoencoder).fit(images)         # images in the autoencoder's own range
     loss = diffusion_loss(model, schedule, space.encode(images))
-    samples = space.decode(ddim_sample(model, schedule, space.latent_shape(16), clip_x0=False))
+    samples = space.decode(ddim_sample(model, schedule, space.latent_shape(16), clip_x0=False, spacing="leading"))
 
-Latents are not confined to [-1, 1]: sample them with ``clip_x0=False``. An encoder that returns a posterior
+Latents are not confined to [-1, 1]: sample them with ``clip_x0=False``, and so on the leading grid (an unclipped
+first step from the cosine schedule's top timestep divides the model's error by sqrt(alpha_bar_T); see
+``ddim_timesteps``). An encoder that returns a posterior
 ``(mu, logvar)``, as :class:`cvcourse.models.VAE` and :class:`cvcourse.models.KLAutoencoder` do, is encoded
 to its mean ``mu`` (Stable Diffusion draws a sample from it instead; with a small KL weight the two barely differ).
 """

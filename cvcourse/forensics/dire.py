@@ -19,7 +19,7 @@ from cvcourse.diffusion.forward import to_diffusion_range, to_image_range
 from cvcourse.diffusion.guidance import EpsModel
 from cvcourse.diffusion.reconstruction import ddim_reconstruct
 from cvcourse.diffusion.schedules import NoiseSchedule
-from cvcourse.forensics.formats import _check
+from cvcourse.forensics.formats import check_batch
 
 
 @torch.no_grad()
@@ -30,7 +30,7 @@ def dire_maps(model: EpsModel, schedule: NoiseSchedule, images: torch.Tensor, *,
     Inversion and sampling each take ``steps`` DDIM steps (DIRE uses 20), so 2 * ``steps`` network evaluations
     per image.
     """
-    _check(images, "dire_maps")
+    check_batch(images, "dire_maps")
     device = next(model.parameters()).device
     schedule = schedule.to(device)
     reconstructions = []

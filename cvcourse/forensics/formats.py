@@ -17,15 +17,16 @@ import torch
 from PIL import Image
 from torchvision.transforms.v2 import functional as TF
 
-from cvcourse.models.vae import check_unit_range
+from cvcourse.generative.metrics import check_images
 
 
-def _check(images: torch.Tensor, what: str) -> None:
-    if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[1] not in (1, 3):
-        shape = tuple(images.shape) if isinstance(images, torch.Tensor) else type(images).__name__
-        raise ValueError(f"{what} takes a batch of grey or RGB images (N, 1 or 3, H, W), got {shape}; add a batch "
-                         "dimension with images[None].")
-    check_unit_range(images, what)
+def check_batch(images: torch.Tensor, what: str) -> None:
+    """Raise unless ``images`` is a float batch of grey or RGB images (N, 1 or 3, H, W) in [0, 1]: ``check_images``
+    with either channel count."""
+    channels = images.shape[1] if isinstance(images, torch.Tensor) and images.ndim == 4 else 1
+    if channels not in (1, 3):
+        raise ValueError(f"{what} takes grey or RGB images (N, 1 or 3, H, W), got {tuple(images.shape)}.")
+    check_images(images, channels, name=f"the images given to {what}")
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -35,13 +36,13 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 def png_round_trip(images: torch.Tensor) -> torch.Tensor:
     """Saved as PNG and read back: lossless, so only the rounding to 8 bits per pixel."""
-    _check(images, "png_round_trip")
+    check_batch(images, "png_round_trip")
     return to_uint8(images).float() / 255
 
 
 def jpeg_round_trip(images: torch.Tensor, quality: int = 96) -> torch.Tensor:
     """Saved as JPEG at ``quality`` (1 to 100; GenImage's real images are JPEG at about 96) and read back."""
-    _check(images, "jpeg_round_trip")
+    check_batch(images, "jpeg_round_trip")
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
         raise ValueError(f"quality must be an int from 1 to 100, got {quality!r}.")
     restored = []
@@ -54,7 +55,7 @@ def jpeg_round_trip(images: torch.Tensor, quality: int = 96) -> torch.Tensor:
 
 def resize_round_trip(images: torch.Tensor, size: int) -> torch.Tensor:
     """Shrunk (or enlarged) to ``size`` x ``size`` with antialiasing and back to the original size, bilinearly."""
-    _check(images, "resize_round_trip")
+    check_batch(images, "resize_round_trip")
     if isinstance(size, bool) or not isinstance(size, int) or size < 1:
         raise ValueError(f"size must be a positive int (pixels), got {size!r}.")
     small = TF.resize(images, [size, size], antialias=True)
@@ -63,7 +64,7 @@ def resize_round_trip(images: torch.Tensor, size: int) -> torch.Tensor:
 
 def noisy(images: torch.Tensor, sigma: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Gaussian noise of standard deviation ``sigma`` added, then clipped back to [0, 1]."""
-    _check(images, "noisy")
+    check_batch(images, "noisy")
     if not sigma >= 0:
         raise ValueError(f"sigma must be >= 0, got {sigma}.")
     noise = torch.randn(images.shape, generator=generator).to(images.device)

@@ -228,21 +228,6 @@ def reconstruction_models(cfg: config.Config, *, progress: bool = False) -> tupl
     return ddpm.to(cfg.device).eval(), autoencoder.cpu().eval()
 
 
-def training_free_scores(cfg: config.Config, detector: str, images: torch.Tensor, reference: torch.Tensor,
-                         ddpm: torch.nn.Module, autoencoder: torch.nn.Module) -> torch.Tensor:
-    """Scores of a detector that trains nothing, higher = more likely generated, in the direction its paper assumes:
-    a larger MSE to a real image (the article), a smaller DIRE (Wang et al.), a smaller autoencoder error (AEROBLADE).
-    """
-    if detector == "article_mse":
-        return article_mse(images, reference)
-    if detector == "dire_mean":
-        return -mean_scores(dire(cfg, ddpm, images))
-    if detector == "autoencoder_error":
-        maps, _ = autoencoder_maps(autoencoder, images, blur_sigma=0)
-        return -mean_scores(maps)
-    raise ValueError(f"unknown training-free detector {detector!r}; choose from {', '.join(TRAINING_FREE)}.")
-
-
 def detector_inputs(cfg: config.Config, detector: str, images: torch.Tensor, ddpm: torch.nn.Module) -> torch.Tensor:
     """What a trained detector sees: the pixels (``pixel_cnn``) or the DIRE image (``dire_cnn``)."""
     if detector == "pixel_cnn":
@@ -250,6 +235,22 @@ def detector_inputs(cfg: config.Config, detector: str, images: torch.Tensor, ddp
     if detector == "dire_cnn":
         return dire(cfg, ddpm, images)
     raise ValueError(f"unknown trained detector {detector!r}; choose from {', '.join(TRAINED_DETECTORS)}.")
+
+
+def detector_scores(cfg: config.Config, detector: str, model: SmallCNN | None, images: torch.Tensor,
+                    reference: torch.Tensor, ddpm: torch.nn.Module, autoencoder: torch.nn.Module) -> torch.Tensor:
+    """``detector``'s scores of ``images``, higher = more likely generated: the trained ``model``'s probability of
+    generated, or a training-free score in the direction its paper assumes: a larger MSE to a ``reference`` real image
+    (the article), a smaller DIRE (Wang et al.), a smaller autoencoder error (AEROBLADE)."""
+    if detector in TRAINED_DETECTORS:
+        return class_scores(model, detector_inputs(cfg, detector, images, ddpm))
+    if detector == "article_mse":
+        return article_mse(images, reference)
+    if detector == "dire_mean":
+        return -mean_scores(dire(cfg, ddpm, images))
+    if detector == "autoencoder_error":
+        return -mean_scores(autoencoder_maps(autoencoder, images, blur_sigma=0)[0])
+    raise ValueError(f"unknown detector {detector!r}; choose from {', '.join(TRAINED_DETECTORS + TRAINING_FREE)}.")
 
 
 def cross_generator(cfg: config.Config, sets: Mapping[str, tuple[torch.Tensor, torch.Tensor]],
@@ -261,26 +262,23 @@ def cross_generator(cfg: config.Config, sets: Mapping[str, tuple[torch.Tensor, t
     threshold there. Both are tested on the real test images against ``tested_on``'s, at that threshold.
     """
     real_train, real_test = sets["real"]
+    tests = {name: labelled(real_test, sets[name][1]) for name in cfg.generators}
     results: dict[str, dict[str, dict[str, dict[str, float]]]] = {}
     for detector in TRAINED_DETECTORS + TRAINING_FREE:
-        results[detector] = {}
+        results[detector], test_scores = {}, None
         for trained_on in cfg.generators:
             images, labels = labelled(real_train, sets[trained_on][0])
-            if detector in TRAINED_DETECTORS:
-                model = trained_detector(cfg, detector_inputs(cfg, detector, images, ddpm), labels, progress=progress)
-
-                def score(batch: torch.Tensor) -> torch.Tensor:
-                    return class_scores(model, detector_inputs(cfg, detector, batch, ddpm))
-            else:
-                def score(batch: torch.Tensor) -> torch.Tensor:
-                    return training_free_scores(cfg, detector, batch, real_train, ddpm, autoencoder)
-            threshold = best_threshold(score(images), labels)
-            results[detector][trained_on] = {}
-            for tested_on in cfg.generators:
-                test_images, test_labels = labelled(real_test, sets[tested_on][1])
-                scores = score(test_images)
-                results[detector][trained_on][tested_on] = {
-                    "auroc": auroc(scores, test_labels), "accuracy": accuracy_at(scores, test_labels, threshold)}
+            model = (trained_detector(cfg, detector_inputs(cfg, detector, images, ddpm), labels, progress=progress)
+                     if detector in TRAINED_DETECTORS else None)
+            if model is not None or test_scores is None:  # a training-free detector's test scores: computed once
+                test_scores = {name: detector_scores(cfg, detector, model, test_images, real_train, ddpm, autoencoder)
+                               for name, (test_images, _) in tests.items()}
+            train_scores = detector_scores(cfg, detector, model, images, real_train, ddpm, autoencoder)
+            threshold = best_threshold(train_scores, labels)
+            results[detector][trained_on] = {
+                name: {"auroc": auroc(test_scores[name], test_labels),
+                       "accuracy": accuracy_at(test_scores[name], test_labels, threshold)}
+                for name, (_, test_labels) in tests.items()}
     return results
 
 
@@ -311,15 +309,17 @@ def format_shortcut(cfg: config.Config, sets: Mapping[str, tuple[torch.Tensor, t
         images, labels = labelled(real, fake)
         return auroc(class_scores(model, images), labels)
 
+    real_train_jpeg, real_test_jpeg = jpeg(real_train), jpeg(real_test)
     results = {}
     for name, (fake_train, fake_test) in fakes.items():
-        shortcut = trained_detector(cfg, *labelled(jpeg(real_train), fake_train), progress=progress)
+        shortcut = trained_detector(cfg, *labelled(real_train_jpeg, fake_train), progress=progress)
         equalised = trained_detector(cfg, *labelled(real_train, fake_train), progress=progress)
-        results[name] = {"same_difference": test_auroc(shortcut, jpeg(real_test), fake_test),
-                         "both_jpeg": test_auroc(shortcut, jpeg(real_test), jpeg(fake_test)),
+        fake_test_jpeg = jpeg(fake_test)
+        results[name] = {"same_difference": test_auroc(shortcut, real_test_jpeg, fake_test),
+                         "both_jpeg": test_auroc(shortcut, real_test_jpeg, fake_test_jpeg),
                          "both_png": test_auroc(shortcut, real_test, fake_test),
                          "equalised": test_auroc(equalised, real_test, fake_test),
-                         "equalised_both_jpeg": test_auroc(equalised, jpeg(real_test), jpeg(fake_test))}
+                         "equalised_both_jpeg": test_auroc(equalised, real_test_jpeg, fake_test_jpeg)}
     return results
 
 
@@ -344,11 +344,8 @@ def robustness(cfg: config.Config, sets: Mapping[str, tuple[torch.Tensor, torch.
     results: dict[str, dict[str, float]] = {detector: {} for detector in TRAINED_DETECTORS + TRAINING_FREE}
     for name, perturb in perturbations(cfg).items():
         test_images, test_labels = labelled(perturb(real_test), perturb(sets[generator][1]))
-        for detector, model in models.items():
-            scores = class_scores(model, detector_inputs(cfg, detector, test_images, ddpm))
-            results[detector][name] = auroc(scores, test_labels)
-        for detector in TRAINING_FREE:
-            scores = training_free_scores(cfg, detector, test_images, real_train, ddpm, autoencoder)
+        for detector in results:
+            scores = detector_scores(cfg, detector, models.get(detector), test_images, real_train, ddpm, autoencoder)
             results[detector][name] = auroc(scores, test_labels)
     return results
 
@@ -361,6 +358,7 @@ def seconds_per_image(cfg: config.Config, sets: Mapping[str, tuple[torch.Tensor,
     train_images, labels = labelled(real_train, sets["ddpm"][0])
     models = {detector: trained_detector(cfg, detector_inputs(cfg, detector, train_images, ddpm), labels)
               for detector in TRAINED_DETECTORS}
+
     def fresh_dire() -> torch.Tensor:
         return dire_maps(ddpm, ch05.noise_schedule(cfg.ddpm), images, steps=cfg.dire_steps)[0]
 
