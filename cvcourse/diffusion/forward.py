@@ -65,12 +65,13 @@ def predict_eps(schedule: NoiseSchedule, x_t: torch.Tensor, t: int | torch.Tenso
 
 
 def drop_labels(labels: torch.Tensor, null: int, p: float, generator: torch.Generator | None = None) -> torch.Tensor:
-    """``labels`` with each one replaced by ``null`` with probability ``p`` (Ho & Salimans 2022, Algorithm 1)."""
+    """``labels`` with each image's label replaced by ``null`` with probability ``p`` (Ho & Salimans 2022,
+    Algorithm 1). ``labels`` are (B,) classes or (B, H, W) class maps; a map is dropped whole."""
     if not 0 <= p <= 1:
         raise ValueError(f"drop_label_prob must lie in [0, 1], got {p}; the paper uses 0.1 or 0.2.")
     device = generator.device if generator is not None else labels.device
-    dropped = torch.rand(labels.shape, generator=generator, device=device).to(labels.device) < p
-    return torch.where(dropped, torch.full_like(labels, null), labels)
+    dropped = torch.rand(len(labels), generator=generator, device=device).to(labels.device) < p
+    return torch.where(dropped.view(-1, *[1] * (labels.ndim - 1)), torch.full_like(labels, null), labels)
 
 
 def min_snr_weights(schedule: NoiseSchedule, t: torch.Tensor, gamma: float) -> torch.Tensor:
@@ -91,14 +92,16 @@ def diffusion_loss(model: EpsModel, schedule: NoiseSchedule, x0: torch.Tensor, l
                    generator: torch.Generator | None = None) -> torch.Tensor:
     """``L_simple`` (eq. 14): the MSE between the noise and ``model(x_t, t, labels)`` at uniform random timesteps.
 
+    ``labels`` are one class per image, or one class map per image for a mask-conditioned model.
     ``x0`` is a batch in the model's data range ([-1, 1] for images). With ``drop_label_prob > 0`` each label
     becomes the null label ``model.num_classes`` with that probability, so the same network also learns the
     unconditional prediction that classifier-free guidance needs. With ``min_snr_gamma`` each sample's squared
     error is weighted by :func:`min_snr_weights`.
     """
     _check_batch(x0, "x0")
-    if labels is not None and (labels.ndim != 1 or len(labels) != len(x0)):
-        raise ValueError(f"expected one label per image, shape ({len(x0)},), got {tuple(labels.shape)}.")
+    if labels is not None and tuple(labels.shape) not in ((len(x0),), (len(x0), *x0.shape[2:])):
+        raise ValueError(f"expected one label per image, shape ({len(x0)},), or one class map per image, shape "
+                         f"{(len(x0), *x0.shape[2:])}; got {tuple(labels.shape)}.")
     if drop_label_prob:
         if labels is None:
             raise ValueError("drop_label_prob > 0 needs labels to drop; pass labels=... or drop_label_prob=0.")

@@ -47,13 +47,14 @@ class DiffusionUNet(nn.Module):
     classes in [0, num_classes], ``num_classes`` being the null label (``labels=None`` means all null). The
     output head starts at zero, so the untrained model predicts eps = 0 and the loss starts at 1, as in DDPM.
     ``block``, ``attention`` and ``depth`` build the :class:`~cvcourse.models.UNet`; ``patch_size`` (1 or 2) is
-    described above, and images must have sides divisible by it. ``timesteps`` is the schedule's T: a timestep outside
-    [0, T) is refused rather than embedded as if it meant something.
+    described above, and images must have sides divisible by it. ``out_channels`` (default ``in_channels``) is the
+    noise's channels when the input carries extra conditioning channels. ``timesteps`` is the schedule's T: a
+    timestep outside [0, T) is refused rather than embedded as if it meant something.
     """
 
     def __init__(self, in_channels: int = 1, *, base_width: int = 32, depth: int = 2, num_classes: int | None = None,
                  embed_dim: int = 128, norm: str = "group", block: str = "conv", attention: bool = False,
-                 patch_size: int = 1, timesteps: int = 1000) -> None:
+                 patch_size: int = 1, timesteps: int = 1000, out_channels: int | None = None) -> None:
         super().__init__()
         if patch_size not in (1, 2):
             raise ValueError(f"patch_size must be 1 (pixels) or 2 (2x2 patches as channels), got {patch_size!r}.")
@@ -67,8 +68,9 @@ class DiffusionUNet(nn.Module):
         self.time_mlp = nn.Sequential(nn.Linear(embed_dim, embed_dim), nn.SiLU(), nn.Linear(embed_dim, embed_dim))
         self.label_embedding = nn.Embedding(num_classes + 1, embed_dim) if num_classes is not None else None
         self.act = nn.SiLU()
-        patch_channels = in_channels * patch_size**2
-        self.unet = UNet(patch_channels, patch_channels, depth=depth, base_width=base_width, norm=norm,
+        self.out_channels = in_channels if out_channels is None else out_channels
+        self.unet = UNet(in_channels * patch_size**2, self.out_channels * patch_size**2, depth=depth,
+                         base_width=base_width, norm=norm,
                          embed_dim=embed_dim, block=block, attention=attention)
         nn.init.zeros_(self.unet.head.weight)
         nn.init.zeros_(self.unet.head.bias)
