@@ -14,7 +14,7 @@ from typing import Any
 
 from cvcourse.config import Config
 
-MODULES = ("core", "segmentation", "detection", "generative", "diffusion", "anomaly", "forensics")
+MODULES = ("core", "segmentation", "detection", "generative", "diffusion", "anomaly", "forensics", "generated_data")
 
 
 @dataclass

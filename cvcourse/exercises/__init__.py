@@ -8,7 +8,8 @@ and the next code cell checks it::
 A checker accepts a correct answer and rejects wrong ones with a hint, never with the answer.
 ``cvcourse.student`` writes the students' copies, where each solution cell becomes a stub.
 This module is the registry; the checkers live in one module per chapter or part (``chapter00``,
-``segmentation``, ``detection``, ``generative``, ``diffusion``, ``ddpm``, ``anomaly``, ``forensics``) and register
+``segmentation``, ``detection``, ``generative``, ``diffusion``, ``ddpm``, ``anomaly``, ``forensics``,
+``generated_data``) and register
 themselves when the package is imported.
 """
 
@@ -67,7 +68,8 @@ def call_answer(name: str, answer: Any, case: str, *args: Any) -> Any:
 
 
 # Importing the chapter modules registers their checkers; they need the registry above, so they come last.
-from cvcourse.exercises import anomaly, chapter00, ddpm, detection, diffusion, forensics, generative, segmentation
+from cvcourse.exercises import (anomaly, chapter00, ddpm, detection, diffusion, forensics, generated_data, generative,
+                                segmentation)
 
 __all__ = ["CHECKERS", "ExerciseFailed", "anomaly", "call_answer", "chapter00", "check", "checker", "ddpm", "detection",
-           "diffusion", "forensics", "generative", "segmentation"]
+           "diffusion", "forensics", "generated_data", "generative", "segmentation"]

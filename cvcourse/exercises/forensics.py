@@ -64,8 +64,8 @@ def check_dire_map(answer: Callable[..., torch.Tensor]) -> str:
 
 
 def leaky_images(seed: int = 7) -> torch.Tensor:
-    """45 images, 25 distinct: 10 appear twice and 5 three times, what a dataset holds when samples are drawn again with the
-    same seed, or a file is saved under two names."""
+    """45 images, 25 distinct: 10 appear twice and 5 three times, what a dataset holds when samples are drawn again
+    with the same seed, or a file is saved under two names."""
     generator = torch.Generator().manual_seed(seed)
     unique = torch.rand(25, 1, 4, 4, generator=generator)
     return torch.cat([unique, unique[:10], unique[10:15], unique[10:15]])

@@ -1,0 +1,106 @@
+"""Generated training data exercises: a mask as input channels, and results over seeds.
+
+``mask_channels`` is compared with :func:`cvcourse.models.mask_diffusion_unet.mask_channels`; ``seed_summary`` with
+:mod:`cvcourse.statistics` (the mean and sample standard deviation of each setting's per-seed scores, and whether
+their difference exceeds twice its standard error).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+
+from cvcourse.exercises import ExerciseFailed, call_answer, checker
+from cvcourse.exercises.generative import close, returned_tensor
+from cvcourse.models.mask_diffusion_unet import mask_channels as reference_mask_channels
+from cvcourse.statistics import clearly_different, mean_and_spread
+
+# ---------------------------------------------------------------------------------------------
+# mask_channels(masks, num_classes) -> (B, num_classes, H, W) float one-hot, the null class num_classes all zero
+
+
+def mask_cases() -> list[tuple[str, torch.Tensor, int]]:
+    generator = torch.Generator().manual_seed(11)
+    no_top_class = torch.randint(0, 3, (2, 5, 6), generator=generator)  # class 3 of 4 never appears
+    some_null = torch.randint(0, 3, (3, 4, 4), generator=generator)
+    some_null[0] = 2  # image 0: the null class everywhere ("no mask")
+    return [("binary masks (B=2, 4 x 4)", torch.randint(0, 2, (2, 4, 4), generator=generator), 2),
+            ("4 classes of which the last never appears", no_top_class, 4),
+            ("2 classes, image 0 all null (value 2)", some_null, 2)]
+
+
+def mask_mistakes(masks: torch.Tensor, num_classes: int) -> list[tuple[torch.Tensor, str]]:
+    with_null = F.one_hot(masks, num_classes + 1).float()
+    return [
+        (with_null[..., :num_classes], "channels go second, (B, K, H, W): move them with .permute(0, 3, 1, 2)"),
+        (with_null.permute(0, 3, 1, 2), "the null class gets no channel of its own: its pixels are all zeros"),
+        (masks[:, None].float(), "one channel per class, each 1 where the mask has that class (one-hot)"),
+    ]
+
+
+@checker("mask_channels")
+def check_mask_channels(answer: Callable[..., torch.Tensor]) -> str:
+    """Compare with the package's ``mask_channels``."""
+    cases = mask_cases()
+    for case, masks, num_classes in cases:
+        expected = reference_mask_channels(masks, num_classes)
+        result = call_answer("mask_channels", answer, case, masks.clone(), num_classes)
+        if isinstance(result, torch.Tensor) and not result.is_floating_point():
+            raise ExerciseFailed(f"mask_channels should return float channels (a network's input) on {case}, got "
+                                 f"{result.dtype}: convert with .float()")
+        hint = next((hint for wrong, hint in mask_mistakes(masks, num_classes)
+                     if isinstance(result, torch.Tensor) and wrong.shape == result.shape
+                     and close(result.detach().float(), wrong)), None)
+        if hint:
+            raise ExerciseFailed(f"wrong channels for {case}: {hint}")
+        got = returned_tensor(result, "mask_channels", case, expected.shape,
+                              lambda shape: "one channel per class (num_classes of them, not the mask's largest "
+                                            "value + 1), channels second")
+        if not close(got, expected):
+            raise ExerciseFailed(f"wrong channels for {case}: channel c is 1 exactly where the mask is c")
+    return f"all {len(cases)} cases match the one-hot channels the mask-conditioned model reads"
+
+
+# ---------------------------------------------------------------------------------------------
+# seed_summary(a, b) -> (mean_a, spread_a, mean_b, spread_b, clearly_different)
+
+
+SEED_CASES = [
+    ("3 seeds each, far apart", [0.90, 0.91, 0.93], [0.70, 0.74, 0.71]),
+    ("3 seeds each, overlapping", [0.90, 0.70, 0.80], [0.82, 0.76, 0.85]),
+    ("4 against 3 seeds, a small gap with a small spread", [0.801, 0.803, 0.802, 0.804], [0.79, 0.791, 0.792]),
+    ("3 seeds each, a gap beyond twice its error but within the two spreads", [0.80, 0.82, 0.84],
+     [0.764, 0.784, 0.804]),
+]
+
+
+def _population(values: Sequence[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    return mean, math.sqrt(sum((v - mean) ** 2 for v in values) / len(values))
+
+
+@checker("seed_summary")
+def check_seed_summary(answer: Callable[..., tuple]) -> str:
+    """Compare with ``mean_and_spread`` of each side and ``clearly_different(a, b)`` (factor 2)."""
+    for case, a, b in SEED_CASES:
+        result = call_answer("seed_summary", answer, case, list(a), list(b))
+        if not isinstance(result, tuple) or len(result) != 5:
+            raise ExerciseFailed(f"seed_summary should return (mean_a, spread_a, mean_b, spread_b, clear) on {case}, "
+                                 f"got {result!r}")
+        (mean_a, spread_a), (mean_b, spread_b) = mean_and_spread(a), mean_and_spread(b)
+        numbers = [float(value) for value in result[:4]]
+        if not all(math.isclose(got, want, rel_tol=1e-6, abs_tol=1e-9)
+                   for got, want in zip(numbers, (mean_a, spread_a, mean_b, spread_b))):
+            if math.isclose(numbers[1], _population(a)[1], rel_tol=1e-6):
+                raise ExerciseFailed(f"wrong spread on {case}: with a few seeds, divide by n - 1 (the sample "
+                                     "standard deviation), not by n")
+            if math.isclose(numbers[1], spread_a**2, rel_tol=1e-6):
+                raise ExerciseFailed(f"wrong spread on {case}: that is the variance; the spread is its square root")
+            raise ExerciseFailed(f"wrong mean or spread on {case}")
+        if bool(result[4]) != clearly_different(a, b):
+            raise ExerciseFailed(f"wrong verdict on {case}: compare |mean_a - mean_b| with twice its standard error, "
+                                 "sqrt(spread_a**2 / n_a + spread_b**2 / n_b), not with the spreads themselves")
+    return f"all {len(SEED_CASES)} cases match the means, spreads and verdicts"
