@@ -143,14 +143,14 @@ def labelled(cfg: config.Config, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return images[:k], masks[:k]
 
 
-def symmetries(images: torch.Tensor, masks: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
-    """The eight flips and quarter turns of every image (and mask): exact copies, no interpolation."""
-    turned = [torch.rot90(images, k, dims=(-2, -1)) for k in range(4)]
-    out = (torch.cat(turned + [image.flip(-1) for image in turned]),)
-    if masks is not None:
-        turned = [torch.rot90(masks, k, dims=(-2, -1)) for k in range(4)]
-        out += (torch.cat(turned + [mask.flip(-1) for mask in turned]),)
-    return out
+def symmetries(*tensors: torch.Tensor) -> tuple[torch.Tensor, ...]:
+    """The eight flips and quarter turns of every image (and of its mask, passed alongside, in the same order):
+    exact copies, no interpolation."""
+    def eight(tensor: torch.Tensor) -> torch.Tensor:
+        turned = [torch.rot90(tensor, k, dims=(-2, -1)) for k in range(4)]
+        return torch.cat(turned + [copy.flip(-1) for copy in turned])
+
+    return tuple(eight(tensor) for tensor in tensors)
 
 
 def repeated(tensors: tuple[torch.Tensor, ...], at_least: int) -> tuple[torch.Tensor, ...]:
@@ -170,8 +170,8 @@ def _diffusion_options(recipe: DdpmRecipe) -> dict[str, Any]:
 
 def _train_ddpm(cfg: config.Config, recipe: DdpmRecipe, model: torch.nn.Module, images: torch.Tensor,
                 masks: torch.Tensor | None, checkpoint_dir: Path, progress: bool) -> dict[str, Any]:
-    data = symmetries(images, masks) if recipe.symmetries else (images,) if masks is None else (images, masks)
-    data = repeated(data, 2 * recipe.batch_size)
+    data = (images,) if masks is None else (images, masks)
+    data = repeated(symmetries(*data) if recipe.symmetries else data, 2 * recipe.batch_size)
     labels = data[1] if masks is not None else torch.zeros(len(data[0]), dtype=torch.long)
     trainer = train_diffusion(model, noise_schedule(recipe), data[0], labels, steps=recipe.steps,
                               batch_size=recipe.batch_size, lr=recipe.lr, ema_decay=recipe.ema_decay,

@@ -18,6 +18,7 @@ from torch import nn
 
 from cvcourse.diffusion.forward import gaussian, q_sample, to_diffusion_range
 from cvcourse.diffusion.schedules import NoiseSchedule
+from cvcourse.generative.metrics import check_images
 from cvcourse.seeding import seed_everything
 from cvcourse.segmentation.losses import bce_dice_loss, ce_dice_loss
 
@@ -39,9 +40,7 @@ def diffusion_features(model: nn.Module, schedule: NoiseSchedule, images: torch.
     Each image is noised to each of ``timesteps`` (the same noise, drawn from ``seed``) and read by ``model`` once
     per timestep; the outputs of the expanding path's levels are upsampled (bilinear) to the image's size.
     """
-    if images.ndim != 4 or not images.is_floating_point() or images.min() < 0 or images.max() > 1:
-        raise ValueError(f"expected float images (N, C, H, W) in [0, 1], got shape {tuple(images.shape)} "
-                         f"{images.dtype}; divide 0..255 images by 255.")
+    check_images(images, model.in_channels)
     if not timesteps or any(not 0 <= t < schedule.T for t in timesteps):
         raise ValueError(f"timesteps must be a non-empty list within [0, {schedule.T}), got {list(timesteps)}.")
     device = next(model.parameters()).device
