@@ -21,6 +21,7 @@ from cvcourse.diffusion.forward import (
 from cvcourse.diffusion.guidance import eps_theta, guided_eps, null_label
 from cvcourse.diffusion.inpainting import renoise, repaint
 from cvcourse.diffusion.latent import LatentSpace
+from cvcourse.diffusion.purification import noise_level_timestep, noise_levels, purify
 from cvcourse.diffusion.reconstruction import (
     ddim_invert,
     ddim_reconstruct,
@@ -56,10 +57,13 @@ __all__ = [
     "guided_eps",
     "linear_betas",
     "min_snr_weights",
+    "noise_level_timestep",
+    "noise_levels",
     "null_label",
     "partial_diffusion",
     "predict_eps",
     "predict_x0",
+    "purify",
     "q_sample",
     "renoise",
     "repaint",
