@@ -3,6 +3,7 @@
 import math
 
 import pytest
+import torch
 import torch.nn.functional as F
 
 from cvcourse import exercises
@@ -23,8 +24,13 @@ def seed_summary(a, b):
     return mean_a, spread_a, mean_b, spread_b, abs(mean_a - mean_b) > 2 * error
 
 
+def street_flips(images, masks):
+    return torch.cat([images, images.flip(-1)]), torch.cat([masks, masks.flip(-1)])
+
+
 def test_correct_answers_pass(capsys):
     assert exercises.check("mask_channels", mask_channels)
+    assert exercises.check("street_flips", street_flips)
     assert exercises.check("seed_summary", seed_summary)
     assert "✓ seed_summary" in capsys.readouterr().out
 
@@ -72,3 +78,17 @@ def test_the_cases_tell_a_spread_comparison_from_a_standard_error_one():
     verdicts = [seed_summary(a, b)[4] for _, a, b in SEED_CASES]
     assert any(verdicts) and not all(verdicts)
     assert any(seed_summary(a, b)[4] != against_the_spreads(a, b)[4] for _, a, b in SEED_CASES)
+
+
+@pytest.mark.parametrize("answer, hint", [
+    (lambda x, m: (torch.cat([x, x.flip(-2)]), torch.cat([m, m.flip(-2)])), "upside down"),
+    (lambda x, m: (torch.cat([x, x.flip(1)]), torch.cat([m, m.flip(-1)])), "colour channels"),
+    (lambda x, m: (torch.cat([x, x.flip(-1)]), torch.cat([m, m])), "flipped with its image"),
+    (lambda x, m: (x.flip(-1), m.flip(-1)), "keep the originals"),
+    (lambda x, m: (torch.cat([x.flip(-1), x]), torch.cat([m.flip(-1), m])), "originals first"),
+    (lambda x, m: torch.cat([x, x.flip(-1)]), "two tensors"),
+    (lambda x, m: (x, m), "mirrored left to right"),
+])
+def test_street_flip_mistakes_are_named(answer, hint):
+    with pytest.raises(ExerciseFailed, match=hint):
+        exercises.check("street_flips", answer)

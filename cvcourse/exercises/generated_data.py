@@ -1,6 +1,8 @@
-"""Generated training data exercises: a mask as input channels, and results over seeds.
+"""Generated training data exercises: a mask as input channels, the flips that keep a street scene upright, and
+results over seeds.
 
-``mask_channels`` is compared with :func:`cvcourse.models.mask_diffusion_unet.mask_channels`; ``seed_summary`` with
+``mask_channels`` is compared with :func:`cvcourse.models.mask_diffusion_unet.mask_channels`; ``street_flips`` with
+:func:`cvcourse.data.few_images.symmetries` for upright images; ``seed_summary`` with
 :mod:`cvcourse.statistics` (the mean and sample standard deviation of each setting's per-seed scores, and whether
 their difference exceeds twice its standard error).
 """
@@ -16,6 +18,7 @@ import torch.nn.functional as F
 from cvcourse.exercises import ExerciseFailed, call_answer, checker
 from cvcourse.exercises.generative import close, returned_tensor
 from cvcourse.models.mask_diffusion_unet import mask_channels as reference_mask_channels
+from cvcourse.data.few_images import symmetries
 from cvcourse.statistics import clearly_different, mean_and_spread
 
 # ---------------------------------------------------------------------------------------------
@@ -62,6 +65,42 @@ def check_mask_channels(answer: Callable[..., torch.Tensor]) -> str:
         if not close(got, expected):
             raise ExerciseFailed(f"wrong channels for {case}: channel c is 1 exactly where the mask is c")
     return f"all {len(cases)} cases match the one-hot channels the mask-conditioned model reads"
+
+
+# ---------------------------------------------------------------------------------------------
+# street_flips(images, masks) -> (images and their left-right flips, masks and theirs), originals first
+
+
+def street_flip_mistakes(images: torch.Tensor, masks: torch.Tensor) -> list[tuple[tuple[torch.Tensor, ...], str]]:
+    return [
+        ((torch.cat([images, images.flip(-2)]), torch.cat([masks, masks.flip(-2)])),
+         "that flip turns the scene upside down (sky at the bottom): flip the width, the last dimension"),
+        ((torch.cat([images, images.flip(1)]), torch.cat([masks, masks.flip(-1)])),
+         "dimension 1 of an image batch is the colour channels; flip the last dimension, the width"),
+        ((torch.cat([images, images.flip(-1)]), torch.cat([masks, masks])),
+         "each mask must be flipped with its image, or the labels no longer match the pixels"),
+        ((images.flip(-1), masks.flip(-1)), "keep the originals too: the originals first, then their flips"),
+        ((torch.cat([images.flip(-1), images]), torch.cat([masks.flip(-1), masks])),
+         "put the originals first, then their flips"),
+    ]
+
+
+@checker("street_flips")
+def check_street_flips(answer: Callable[..., tuple]) -> str:
+    """Compare with ``symmetries(images, masks, upright=True)``."""
+    generator = torch.Generator().manual_seed(12)
+    images, masks = torch.rand(2, 3, 4, 6, generator=generator), torch.randint(0, 8, (2, 4, 6), generator=generator)
+    expected = symmetries(images, masks, upright=True)
+    result = call_answer("street_flips", answer, "2 scenes (3 x 4 x 6)", images.clone(), masks.clone())
+    if not isinstance(result, tuple) or len(result) != 2 or not all(isinstance(t, torch.Tensor) for t in result):
+        raise ExerciseFailed(f"street_flips should return (images, masks), two tensors, got {type(result).__name__}")
+    for wrong, hint in street_flip_mistakes(images, masks):
+        if all(got.shape == want.shape and close(got.float(), want.float()) for got, want in zip(result, wrong)):
+            raise ExerciseFailed(hint)
+    if not all(got.shape == want.shape and close(got.float(), want.float()) for got, want in zip(result, expected)):
+        raise ExerciseFailed(f"expected images {tuple(expected[0].shape)} and masks {tuple(expected[1].shape)}: the "
+                             "originals, then the same scenes mirrored left to right, masks moved with them")
+    return "the originals and their mirror images, sky still up, masks moved with their images"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -18,10 +18,13 @@ chapter                                  recipe
 07_latent_diffusion                      ``ch07_latent_diffusion``
 08_object_detection                      ``ch08_object_detection``
 09_anomaly_detection                     ``ch09_anomaly_detection``
-10_generated_image_detection             ``ch10_generated_image_detection``
+10_generated_image_detection             ``ch10_generated_image_detection`` (and ``ch10_edits``)
+11_generated_training_data               ``ch11_generated_training_data``
+12_generated_street_scenes               ``ch12_generated_street_scenes``
 appendix_ddp                             ``appendix_ddp``
 =======================================  ==============================================
 
 Shared by several chapters: ``training`` (the cached training helper), ``judge`` (the classifier that measures
-generated glyphs) and ``glyphs`` (the glyph splits and sample seed of chapters 03 to 07).
+generated glyphs), ``glyphs`` (the glyph splits and sample seed of chapters 03 to 07) and ``few_labels`` (the
+few-label experiment of chapters 11 and 12).
 """
