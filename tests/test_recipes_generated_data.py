@@ -1,6 +1,8 @@
 """Chapters 11 and 12's recipes (the few-label experiment on cells and on street scenes): the splits, the symmetries
 and repetition of a few pairs, the augmentation, the scores, bad input."""
 
+import dataclasses
+
 import pytest
 import torch
 from torchvision import tv_tensors
@@ -82,3 +84,13 @@ def test_cells_refuse_a_size_that_is_not_square_and_an_unknown_dataset_is_named(
     leaves = config.load("leaves", few_labels.Settings, {"smoke": {"dataset": "leaves"}}, "smoke", "cpu")
     with pytest.raises(ValueError, match="unknown dataset 'leaves'; choose one of cells, streets"):
         few_labels.image_shape(leaves)
+
+
+def test_datasetgan_pairs_of_street_scenes_hold_eight_class_masks(streets):
+    tiny = dataclasses.replace(streets, settings=dataclasses.replace(
+        streets.settings, generated_pairs=4, pool_size=8, test_size=4, labeller_steps=5, sample_steps=2,
+        ddpm=dataclasses.replace(streets.settings.ddpm, steps=2, batch_size=4)))
+    pairs = few_labels.datasetgan_pairs(tiny, 5)
+    assert pairs["images"].shape == (4, 3, 32, 64) and pairs["masks"].shape == (4, 32, 64)
+    assert pairs["masks"].dtype == torch.long and 0 <= int(pairs["masks"].min()) <= int(pairs["masks"].max()) < 8
+    assert 0.0 <= pairs["labeller_test_score"] <= 1.0
