@@ -68,8 +68,8 @@ def call_answer(name: str, answer: Any, case: str, *args: Any) -> Any:
 
 
 # Importing the chapter modules registers their checkers; they need the registry above, so they come last.
-from cvcourse.exercises import (anomaly, chapter00, ddpm, detection, diffusion, forensics, generated_data, generative,
-                                segmentation)
+from cvcourse.exercises import (anomaly, chapter00, ddpm, detection, diffusion, diffusion_detection, forensics,
+                                generated_data, generative, segmentation)
 
 __all__ = ["CHECKERS", "ExerciseFailed", "anomaly", "call_answer", "chapter00", "check", "checker", "ddpm", "detection",
-           "diffusion", "forensics", "generated_data", "generative", "segmentation"]
+           "diffusion", "diffusion_detection", "forensics", "generated_data", "generative", "segmentation"]
