@@ -82,3 +82,14 @@ def test_bad_input_is_refused_with_the_fix():
         model.proposal_boxes(IMAGES)
     with pytest.raises(ValueError, match="even hidden"):
         BoxDenoiser(3, hidden=31)
+
+
+def test_a_frozen_backbone_keeps_its_weights_and_statistics_while_the_decoder_learns():
+    model = small(frozen_backbone=True).train()
+    assert not model.backbone.training and model.stages[0].training
+    before = {name: value.clone() for name, value in model.backbone.state_dict().items()}
+    outputs = model(IMAGES, BOXES, T)
+    sum(stage["logits"].sum() for stage in outputs).backward()
+    assert all(p.grad is None for p in model.backbone.parameters())
+    assert model.stages[0].class_logits.weight.grad is not None
+    assert all(torch.equal(value, before[name]) for name, value in model.backbone.state_dict().items())

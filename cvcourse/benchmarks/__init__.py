@@ -14,7 +14,8 @@ from typing import Any
 
 from cvcourse.config import Config
 
-MODULES = ("core", "segmentation", "detection", "generative", "diffusion", "anomaly", "forensics", "generated_data")
+MODULES = ("core", "segmentation", "detection", "generative", "diffusion", "anomaly", "forensics", "generated_data",
+           "diffusion_detection")
 
 
 @dataclass

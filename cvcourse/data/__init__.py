@@ -1,8 +1,9 @@
 """Datasets of the course: synthetic shapes, cells and street scenes generated on the fly, joint transforms,
-real segmentation, detection and classification datasets, real and generated images side by side, and the folders
-they live in."""
+degradations (noise, low light), real segmentation, detection and classification datasets, real and generated images
+side by side, and the folders they live in."""
 
 from cvcourse.data.cells import SyntheticCells
+from cvcourse.data.degradations import RandomDegradation, brighten, gaussian_noise, low_light, low_light_noise_std
 from cvcourse.data.detection import (
     DetectionScenes,
     coco_area_ranges,
@@ -68,6 +69,7 @@ __all__ = [
     "ISBIStack",
     "MaskFolder",
     "PennFudan",
+    "RandomDegradation",
     "Scene",
     "Shape",
     "ShapesScenes",
@@ -76,6 +78,7 @@ __all__ = [
     "SyntheticCells",
     "add_noise",
     "boxes_from_masks",
+    "brighten",
     "cifar10",
     "coco_area_ranges",
     "collate_detection",
@@ -84,14 +87,17 @@ __all__ = [
     "detection_transforms",
     "drop_empty_objects",
     "fashion_mnist",
+    "gaussian_noise",
     "generated_image_folder",
     "glyph_tensors",
     "gradient_background",
+    "inspection_split",
+    "low_light",
+    "low_light_noise_std",
     "mask_boxes",
     "materialize",
     "max_objects_for",
     "mnist",
-    "inspection_split",
     "mvtec_ad",
     "oxford_pet",
     "paint_shapes",
@@ -101,10 +107,10 @@ __all__ = [
     "random_pose",
     "render_shape",
     "require_folder",
+    "segmentation_transforms",
     "semantic_map",
     "shortcuts",
     "shuffled_batches",
-    "segmentation_transforms",
     "train_transforms",
     "voc_detection",
 ]

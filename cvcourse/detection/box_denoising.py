@@ -81,7 +81,8 @@ def train_box_denoiser(model: BoxDenoiser, scenes: Sequence, schedule: NoiseSche
     seed_everything(seed)
     loader = DataLoader(SceneMemory(scenes), batch_size=batch_size, shuffle=True, drop_last=True,
                         collate_fn=collate_detection, generator=torch.Generator().manual_seed(seed))
-    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=1e-4)
+    trained = [parameter for parameter in model.parameters() if parameter.requires_grad]  # not a frozen backbone
+    optimizer = torch.optim.AdamW(trained, lr=lr, weight_decay=1e-4)
     one_cycle = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=lr, total_steps=steps, pct_start=0.1)
 
     def step(batch: tuple[torch.Tensor, list[Target]], ctx: Trainer) -> dict[str, torch.Tensor]:

@@ -17,10 +17,13 @@ from cvcourse import config
 from cvcourse.data import detection_scenes
 from cvcourse.detection import evaluate_detections
 from cvcourse.detection.training import detect, plain_target, train_detector
+from cvcourse.cache import cached_model
 from cvcourse.models.detector import DenseDetector
+from cvcourse.recipes.training import require_finished, training_info
 from cvcourse.seeding import seed_everything
 
 CHAPTER = "08_object_detection"
+DETECTOR_FIELDS = ("image_size", "train_size", "width", "fpn_width", "steps", "batch_size", "lr")
 
 
 @dataclass(frozen=True)
@@ -84,3 +87,18 @@ def train_and_evaluate(cfg: config.Config) -> dict[str, Any]:
     images = torch.stack([test[i][0].as_subclass(torch.Tensor) for i in range(len(test))])
     scores = evaluate_detections(detect(trainer.model, images), [plain_target(test[i][1]) for i in range(len(test))])
     return {**scores, "train_s": seconds, "test_images": len(test)}
+
+
+def trained_detector(cfg: config.Config, *, progress: bool = True) -> tuple[DenseDetector, dict[str, Any]]:
+    """The chapter's detector trained as in the chapter, cached (resumable), and its info (``seconds``, ``history``):
+    chapter 13 detects in restored images with it and starts its box denoiser from its backbone."""
+    def train(model: DenseDetector, checkpoint_dir) -> dict[str, Any]:
+        trainer = train_detector(model, scene_split(cfg, "train"), steps=cfg.steps, batch_size=cfg.batch_size,
+                                 lr=cfg.lr, device=cfg.device, checkpoint_dir=checkpoint_dir,
+                                 checkpoint_every=max(cfg.steps // 3, 1), resume=True, progress=progress)
+        require_finished(trainer, cfg.steps)
+        return training_info(trainer)
+
+    model, info = cached_model("shapes-detector", {name: getattr(cfg, name) for name in DETECTOR_FIELDS},
+                               lambda: shapes_detector(cfg), train)
+    return model.to(cfg.device).eval(), info

@@ -1,0 +1,53 @@
+"""Chapter 13's experiments: diffusion applied to detection.
+
+- ``det.denoise_then_detect``: chapter 08's detector on test scenes with Gaussian noise and in low light, restored
+  by a tuned Gaussian filter, a direct denoiser or diffusion purification, or fine-tuned on degraded images; the
+  value is the share of the gap between no restoration and clean images that the best method recovers at the
+  strongest noise (mAP@0.5);
+- ``det.diffusiondet_shapes``: the box denoiser (DiffusionDet) on chapter 08's backbone, mAP@0.5 with
+  ``cfg.boxes.boxes`` boxes and ``cfg.boxes.sample_steps`` steps; also mAP@[.5:.95], the training seconds and the
+  mAP@[.5:.95] lost from 1 step to that many.
+
+Both read the chapter's cached models and tables, so the bench and the notebook report the same run.
+"""
+
+from __future__ import annotations
+
+from cvcourse.benchmarks import Entry, Outcome
+from cvcourse.config import Config
+from cvcourse.recipes import ch13_diffusion_for_detection as recipe
+
+
+def denoise_then_detect(cfg: Config) -> Outcome:
+    rows = recipe.restoration_table(cfg, progress=False)
+    summary = recipe.restoration_summary(cfg, rows)
+    seconds = {method: max(row["seconds_per_image"] for row in rows if row["method"] == method)
+               for method in cfg.restoration.methods}
+    return Outcome(summary["recovered"][summary["best"]],
+                   checks={"noise_costs_the_detector": summary["map_50"]["none"] < summary["ceiling"]},
+                   details={"noise_std": summary["strongest"], "clean_map_50": summary["ceiling"],
+                            "map_50": summary["map_50"], "ranking": summary["ranking"],
+                            "recovered": summary["recovered"], "seconds_per_image": seconds})
+
+
+def diffusiondet_shapes(cfg: Config) -> Outcome:
+    table = recipe.boxes_and_steps_table(cfg, progress=False)
+    summary = recipe.boxes_summary(cfg, table)
+    _, info = recipe.trained_box_denoiser(cfg, progress=False)
+    ablations = recipe.ablation_table(cfg, progress=False)
+    main = summary["main"]
+    return Outcome(main["map_50"], measured={"diffusiondet_map": main["map"], "diffusiondet_train_s": info["seconds"],
+                                             "map_lost_with_more_steps": summary["lost"]},
+                   details={"boxes": cfg.boxes.boxes, "steps": cfg.boxes.sample_steps,
+                            "map_by_boxes_and_steps": {f"{row['boxes']} boxes, {row['steps']} steps": row["map"]
+                                                       for row in table},
+                            "map_by_sampler": {row["sampler"]: row["map"] for row in ablations},
+                            "seed_maps": ablations[0]["seed_maps"]})
+
+
+ENTRIES = (
+    Entry("det.denoise_then_detect", "share of the noisy-to-clean mAP@0.5 gap the best method recovers", recipe,
+          "best_recovered_share", denoise_then_detect),
+    Entry("det.diffusiondet_shapes", "box denoiser mAP@0.5 on held-out shape scenes", recipe, "diffusiondet_map_50",
+          diffusiondet_shapes),
+)

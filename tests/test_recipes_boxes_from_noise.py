@@ -1,0 +1,56 @@
+"""Chapter 13's part 2 recipe (boxes from noise): the backbone comes from chapter 08's detector, the tables cover
+every setting and are cached, with a tiny detector and box denoiser in a private cache."""
+
+import dataclasses
+
+import pytest
+import torch
+
+from cvcourse.recipes import boxes_from_noise
+from cvcourse.recipes import ch08_object_detection as ch08
+from cvcourse.recipes import ch13_diffusion_for_detection as ch13
+
+
+@pytest.fixture
+def cfg(tmp_path, monkeypatch, one_thread):
+    monkeypatch.setenv("CVCOURSE_CACHE", str(tmp_path))
+    detector_cfg = ch08.load("smoke", device="cpu")
+    tiny_detector = dataclasses.replace(detector_cfg.settings, train_size=16, test_size=4, steps=4, batch_size=4)
+    monkeypatch.setattr(boxes_from_noise, "detector_settings", lambda cfg: dataclasses.replace(
+        detector_cfg, settings=tiny_detector))
+    smoke = ch13.load("smoke", device="cpu")
+    tiny = dataclasses.replace(smoke.boxes, steps=4, train_boxes=12, eval_boxes=(4, 12), eval_steps=(1, 2), boxes=12)
+    return dataclasses.replace(smoke, settings=dataclasses.replace(smoke.settings, boxes=tiny))
+
+
+def test_the_box_denoiser_starts_from_the_detectors_trained_backbone(cfg):
+    detector, _ = ch08.trained_detector(boxes_from_noise.detector_settings(cfg))
+    model = boxes_from_noise.build_box_denoiser(cfg)
+    for name, value in model.backbone.state_dict().items():
+        assert torch.equal(value, detector.state_dict()[name]), name
+    assert model.learned is None and boxes_from_noise.build_box_denoiser(cfg, learned_proposals=True).learned.shape \
+        == (cfg.boxes.boxes, 4)
+
+
+def test_the_tables_cover_every_setting_and_come_back_from_the_cache(cfg):
+    table = boxes_from_noise.boxes_and_steps_table(cfg, progress=False)
+    assert [(row["boxes"], row["steps"]) for row in table] == [(4, 1), (4, 2), (12, 1), (12, 2)]
+    assert all(0 <= row["map"] <= row["map_50"] <= 1 and row["ms_per_image"] > 0 for row in table)
+    assert boxes_from_noise.boxes_and_steps_table(cfg, progress=False) == table
+    ablations = boxes_from_noise.ablation_table(cfg, progress=False)
+    assert [row["sampler"] for row in ablations] == ["DDIM steps", "fresh boxes every pass", "fixed timestep",
+                                                     "no box renewal", "learned proposals (Sparse R-CNN)"]
+    assert len(ablations[0]["seed_maps"]) == 3 and ablations[0]["seed_maps"][0] == ablations[0]["map"]
+    comparison = boxes_from_noise.dense_comparison(cfg, progress=False)
+    assert set(comparison) == {"dense detector (FCOS)", "box denoiser (DiffusionDet)"}
+    assert all(row["parameters"] > 0 and row["train_s"] > 0 for row in comparison.values())
+    assert comparison["box denoiser (DiffusionDet)"]["map"] == pytest.approx(
+        next(row["map"] for row in ablations if row["sampler"] == "DDIM steps"))
+
+
+def test_changing_how_boxes_are_sampled_does_not_retrain(cfg, monkeypatch):
+    boxes_from_noise.trained_box_denoiser(cfg, progress=False)
+    resampled = dataclasses.replace(cfg, settings=dataclasses.replace(
+        cfg.settings, boxes=dataclasses.replace(cfg.boxes, eval_boxes=(2,), sample_steps=3)))
+    monkeypatch.setattr(boxes_from_noise, "train_box_denoiser", lambda *a, **k: pytest.fail("retrained"))
+    boxes_from_noise.trained_box_denoiser(resampled, progress=False)
