@@ -1,4 +1,4 @@
-"""Chapter 13's part 2 recipe (boxes from noise): the backbone comes from chapter 08's detector, the tables cover
+"""Chapter 14's recipe (boxes from noise): the backbone comes from chapter 08's detector, the tables cover
 every setting and are cached, with a tiny detector and box denoiser in a private cache."""
 
 import dataclasses
@@ -8,7 +8,7 @@ import torch
 
 from cvcourse.recipes import boxes_from_noise
 from cvcourse.recipes import ch08_object_detection as ch08
-from cvcourse.recipes import ch13_diffusion_for_detection as ch13
+from cvcourse.recipes import ch14_boxes_from_noise as ch14
 
 
 @pytest.fixture
@@ -18,7 +18,7 @@ def cfg(tmp_path, monkeypatch, one_thread):
     tiny_detector = dataclasses.replace(detector_cfg.settings, train_size=16, test_size=4, steps=4, batch_size=4)
     monkeypatch.setattr(boxes_from_noise, "detector_settings", lambda cfg: dataclasses.replace(
         detector_cfg, settings=tiny_detector))
-    smoke = ch13.load("smoke", device="cpu")
+    smoke = ch14.load("smoke", device="cpu")
     tiny = dataclasses.replace(smoke.boxes, steps=4, train_boxes=12, eval_boxes=(4, 12), eval_steps=(1, 2), boxes=12)
     return dataclasses.replace(smoke, settings=dataclasses.replace(smoke.settings, boxes=tiny))
 

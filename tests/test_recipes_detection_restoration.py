@@ -8,7 +8,7 @@ import torch
 from cvcourse import config
 from cvcourse.data import detection_scenes
 from cvcourse.recipes import ch08_object_detection as ch08
-from cvcourse.recipes import ch13_diffusion_for_detection as ch13
+from cvcourse.recipes import ch13_denoise_then_detect as ch13
 from cvcourse.recipes import denoise_then_detect as recipe
 
 TINY = dict(test_size=6, methods=recipe.METHODS, noise_stds=(0.1, 0.4), low_light_gains=(0.2,), read_noise=0.04,

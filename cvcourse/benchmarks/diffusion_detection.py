@@ -1,4 +1,4 @@
-"""Chapter 13's experiments: diffusion applied to detection.
+"""Chapters 13 and 14: diffusion applied to detection.
 
 - ``det.denoise_then_detect``: chapter 08's detector on test scenes with Gaussian noise and in low light, restored
   by a tuned Gaussian filter, a direct denoiser or diffusion purification, or fine-tuned on degraded images; the
@@ -8,19 +8,20 @@
   ``cfg.boxes.boxes`` boxes and ``cfg.boxes.sample_steps`` steps; also mAP@[.5:.95], the training seconds and the
   mAP@[.5:.95] lost from 1 step to that many.
 
-Both read the chapter's cached models and tables, so the bench and the notebook report the same run.
+Both read the chapters' cached models and tables, so the bench and the notebooks report the same run.
 """
 
 from __future__ import annotations
 
 from cvcourse.benchmarks import Entry, Outcome
 from cvcourse.config import Config
-from cvcourse.recipes import ch13_diffusion_for_detection as recipe
+from cvcourse.recipes import ch13_denoise_then_detect as ch13
+from cvcourse.recipes import ch14_boxes_from_noise as ch14
 
 
 def denoise_then_detect(cfg: Config) -> Outcome:
-    rows = recipe.restoration_table(cfg, progress=False)
-    summary = recipe.restoration_summary(cfg, rows)
+    rows = ch13.restoration_table(cfg, progress=False)
+    summary = ch13.restoration_summary(cfg, rows)
     seconds = {method: max(row["seconds_per_image"] for row in rows if row["method"] == method)
                for method in cfg.restoration.methods}
     return Outcome(summary["recovered"][summary["best"]],
@@ -31,10 +32,10 @@ def denoise_then_detect(cfg: Config) -> Outcome:
 
 
 def diffusiondet_shapes(cfg: Config) -> Outcome:
-    table = recipe.boxes_and_steps_table(cfg, progress=False)
-    summary = recipe.boxes_summary(cfg, table)
-    _, info = recipe.trained_box_denoiser(cfg, progress=False)
-    ablations = recipe.ablation_table(cfg, progress=False)
+    table = ch14.boxes_and_steps_table(cfg, progress=False)
+    summary = ch14.boxes_summary(cfg, table)
+    _, info = ch14.trained_box_denoiser(cfg, progress=False)
+    ablations = ch14.ablation_table(cfg, progress=False)
     main = summary["main"]
     return Outcome(main["map_50"], measured={"diffusiondet_map": main["map"], "diffusiondet_train_s": info["seconds"],
                                              "map_lost_with_more_steps": summary["lost"]},
@@ -46,8 +47,8 @@ def diffusiondet_shapes(cfg: Config) -> Outcome:
 
 
 ENTRIES = (
-    Entry("det.denoise_then_detect", "share of the noisy-to-clean mAP@0.5 gap the best method recovers", recipe,
+    Entry("det.denoise_then_detect", "share of the noisy-to-clean mAP@0.5 gap the best method recovers", ch13,
           "best_recovered_share", denoise_then_detect),
-    Entry("det.diffusiondet_shapes", "box denoiser mAP@0.5 on held-out shape scenes", recipe, "diffusiondet_map_50",
+    Entry("det.diffusiondet_shapes", "box denoiser mAP@0.5 on held-out shape scenes", ch14, "diffusiondet_map_50",
           diffusiondet_shapes),
 )

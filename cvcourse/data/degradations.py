@@ -129,3 +129,5 @@ class RandomDegradation(v2.Transform):
         else:
             degraded = gaussian_noise(image, params["std"])
         return tv_tensors.wrap(degraded, like=item) if isinstance(item, tv_tensors.Image) else degraded
+
+    _get_params, _transform = make_params, transform  # the names torchvision before 0.21 calls

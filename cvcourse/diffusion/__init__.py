@@ -7,6 +7,7 @@ function takes a ``NoiseSchedule`` and a noise predictor ``model(x_t, t, labels)
 """
 
 from cvcourse.diffusion.autoguidance import AutoGuided
+from cvcourse.diffusion.denoisers import denoise_images, timestep_window, window_schedule
 from cvcourse.diffusion.forward import (
     diffusion_loss,
     diffusion_training_step,
@@ -50,6 +51,7 @@ __all__ = [
     "ddim_timesteps",
     "ddpm_sample",
     "ddpm_step",
+    "denoise_images",
     "diffusion_loss",
     "diffusion_training_step",
     "drop_labels",
@@ -67,6 +69,8 @@ __all__ = [
     "q_sample",
     "renoise",
     "repaint",
+    "timestep_window",
     "to_diffusion_range",
     "to_image_range",
+    "window_schedule",
 ]

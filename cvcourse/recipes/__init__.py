@@ -21,12 +21,13 @@ chapter                                  recipe
 10_generated_image_detection             ``ch10_generated_image_detection`` (and ``ch10_edits``)
 11_generated_training_data               ``ch11_generated_training_data``
 12_generated_street_scenes               ``ch12_generated_street_scenes``
-13_diffusion_for_detection               ``ch13_diffusion_for_detection``
+13_denoise_then_detect                   ``ch13_denoise_then_detect``
+14_boxes_from_noise                      ``ch14_boxes_from_noise``
 appendix_ddp                             ``appendix_ddp``
 =======================================  ==============================================
 
 Shared by several chapters: ``training`` (the cached training helper), ``judge`` (the classifier that measures
 generated glyphs), ``glyphs`` (the glyph splits and sample seed of chapters 03 to 07) and ``few_labels`` (the
-few-label experiment of chapters 11 and 12). Chapter 13's two parts live in ``denoise_then_detect`` and
-``boxes_from_noise``.
+few-label experiment of chapters 11 and 12). Chapters 13 and 14 keep their experiments in
+``denoise_then_detect`` and ``boxes_from_noise``.
 """

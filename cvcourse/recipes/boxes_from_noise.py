@@ -1,4 +1,4 @@
-"""Chapter 13, part 2: boxes denoised from noise (DiffusionDet, Chen et al. 2023) on chapter 08's scenes.
+"""Chapter 14: boxes denoised from noise (DiffusionDet, Chen et al. 2023) on chapter 08's scenes.
 
 The box denoiser (:class:`cvcourse.models.BoxDenoiser`) starts from chapter 08's trained backbone, as DiffusionDet
 starts from a pretrained one, and is trained with the set loss on boxes noised at random timesteps
@@ -39,7 +39,8 @@ TRAINING_FIELDS = ("frozen_backbone", "hidden", "stages", "roi_size", "train_box
 @dataclass(frozen=True)
 class BoxDiffusionRecipe:
     """The box denoiser of part 2 and how it is trained and sampled: ``train_boxes`` boxes per image in training,
-    each combination of ``eval_boxes`` and ``eval_steps`` at test time, the ablations at ``boxes`` and ``steps``."""
+    each combination of ``eval_boxes`` and ``eval_steps`` at test time on the first ``test_size`` of chapter 08's test
+    scenes, the ablations at ``boxes`` and ``sample_steps``."""
 
     frozen_backbone: bool = True
     hidden: int = 128
@@ -47,13 +48,14 @@ class BoxDiffusionRecipe:
     roi_size: int = 7
     train_boxes: int = 48
     steps: int = 500
-    batch_size: int = 8
+    batch_size: int = 16
     lr: float = 1e-3
     renewal_threshold: float = 0.5
     eval_boxes: tuple[int, ...] = (8, 32, 100)
     eval_steps: tuple[int, ...] = (1, 2, 4)
     boxes: int = 100
     sample_steps: int = 4
+    test_size: int = 100
     seed: int = 0
 
 
@@ -68,8 +70,8 @@ def schedule() -> NoiseSchedule:
 
 
 def test_scenes(cfg: config.Config) -> tuple[torch.Tensor, list[Target]]:
-    """Chapter 08's test images (N, 3, H, W) in [0, 1] and their targets."""
-    return _stacked(ch08.scene_split(detector_settings(cfg), "test"))
+    """The first ``cfg.boxes.test_size`` of chapter 08's test images (N, 3, H, W) in [0, 1] and their targets."""
+    return _stacked(ch08.scene_split(detector_settings(cfg), "test"), cfg.boxes.test_size)
 
 
 def train_batch(cfg: config.Config, count: int) -> tuple[torch.Tensor, list[Target]]:
@@ -208,4 +210,4 @@ def _detector_key(cfg: config.Config) -> dict[str, Any]:
 
 
 def _key(cfg: config.Config) -> dict[str, Any]:
-    return {**settings_key(cfg.boxes), "detector": _detector_key(cfg), "test_size": detector_settings(cfg).test_size}
+    return {**settings_key(cfg.boxes), "detector": _detector_key(cfg)}

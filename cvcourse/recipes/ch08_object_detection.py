@@ -17,6 +17,7 @@ from cvcourse import config
 from cvcourse.data import detection_scenes
 from cvcourse.detection import evaluate_detections
 from cvcourse.detection.training import detect, plain_target, train_detector
+from cvcourse.history import History
 from cvcourse.cache import cached_model
 from cvcourse.models.detector import DenseDetector
 from cvcourse.recipes.training import require_finished, training_info
@@ -90,8 +91,9 @@ def train_and_evaluate(cfg: config.Config) -> dict[str, Any]:
 
 
 def trained_detector(cfg: config.Config, *, progress: bool = True) -> tuple[DenseDetector, dict[str, Any]]:
-    """The chapter's detector trained as in the chapter, cached (resumable), and its info (``seconds``, ``history``):
-    chapter 13 detects in restored images with it and starts its box denoiser from its backbone."""
+    """The chapter's detector trained on the train scenes, cached (resumable), and its info (``seconds``,
+    ``history``): chapter 13 detects in restored images with it, chapter 14 starts its box denoiser from its
+    backbone."""
     def train(model: DenseDetector, checkpoint_dir) -> dict[str, Any]:
         trainer = train_detector(model, scene_split(cfg, "train"), steps=cfg.steps, batch_size=cfg.batch_size,
                                  lr=cfg.lr, device=cfg.device, checkpoint_dir=checkpoint_dir,
@@ -101,4 +103,6 @@ def trained_detector(cfg: config.Config, *, progress: bool = True) -> tuple[Dens
 
     model, info = cached_model("shapes-detector", {name: getattr(cfg, name) for name in DETECTOR_FIELDS},
                                lambda: shapes_detector(cfg), train)
-    return model.to(cfg.device).eval(), info
+    history = History()
+    history.load_state_dict(info["history"])
+    return model.to(cfg.device).eval(), {**info, "history": history}

@@ -1,4 +1,4 @@
-"""Chapter 13, part 1: denoise, then detect, measured honestly.
+"""Chapter 13: denoise, then detect, measured honestly.
 
 Chapter 08's detector meets test scenes degraded at several strengths (Michaelis et al. 2019 do this to COCO):
 Gaussian noise, and low light brightened by its known gain (``cvcourse.data.degradations``). Before it looks, the
@@ -96,8 +96,8 @@ class RestorationRecipe:
     train_size: int = 1000
     tuning_size: int = 16
     denoiser: DenoiserRecipe = DenoiserRecipe()
-    diffusion_steps: int = 1000
-    direct_steps: int = 600
+    diffusion_steps: int = 2000
+    direct_steps: int = 1000
     purify_steps: int = 4
     finetune: FinetuneRecipe = FinetuneRecipe()
     checkpoint_every: int = 250
