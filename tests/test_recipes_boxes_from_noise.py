@@ -54,3 +54,12 @@ def test_changing_how_boxes_are_sampled_does_not_retrain(cfg, monkeypatch):
         cfg.settings, boxes=dataclasses.replace(cfg.boxes, eval_boxes=(2,), sample_steps=3)))
     monkeypatch.setattr(boxes_from_noise, "train_box_denoiser", lambda *a, **k: pytest.fail("retrained"))
     boxes_from_noise.trained_box_denoiser(resampled, progress=False)
+
+
+def test_the_table_holds_what_the_summary_compares_even_off_the_grid(cfg):
+    off_grid = dataclasses.replace(cfg, settings=dataclasses.replace(
+        cfg.settings, boxes=dataclasses.replace(cfg.boxes, eval_steps=(2,), sample_steps=3, eval_boxes=(4,))))
+    table = boxes_from_noise.boxes_and_steps_table(off_grid, progress=False)
+    assert {(row["boxes"], row["steps"]) for row in table} == {(4, 1), (4, 2), (4, 3), (12, 1), (12, 2), (12, 3)}
+    summary = ch14.boxes_summary(off_grid, table)
+    assert (summary["main"]["boxes"], summary["main"]["steps"], summary["one_step"]["steps"]) == (12, 3, 1)

@@ -146,13 +146,16 @@ def _scores(detections: list[Target], targets: list[Target], image_size: int) ->
 
 
 def boxes_and_steps_table(cfg: config.Config, *, progress: bool = True) -> list[dict[str, float]]:
-    """One row per number of boxes and of steps, all from the one trained model (cached)."""
+    """One row per number of boxes and of steps (``eval_boxes`` and ``boxes``; ``eval_steps``, 1 and ``sample_steps``),
+    all from the one trained model (cached)."""
     def make() -> dict[str, Any]:
         model, _ = trained_box_denoiser(cfg, progress=progress)
         images, targets = test_scenes(cfg)
+        counts = sorted({*cfg.boxes.eval_boxes, cfg.boxes.boxes})
+        step_counts = sorted({1, *cfg.boxes.eval_steps, cfg.boxes.sample_steps})  # what the summary compares, too
         return {"rows": [{"boxes": count, "steps": steps, **evaluate(cfg, model, images, targets, count=count,
                                                                      steps=steps)}
-                         for count in cfg.boxes.eval_boxes for steps in cfg.boxes.eval_steps]}
+                         for count in counts for steps in step_counts]}
 
     return cached("shapes-box-denoiser-sampling", _key(cfg), make)["rows"]
 
