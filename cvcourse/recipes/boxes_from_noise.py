@@ -114,7 +114,7 @@ def trained_box_denoiser(cfg: config.Config, *, learned_proposals: bool = False,
         require_finished(trainer, recipe.steps)
         return training_info(trainer)
 
-    key = {**{name: getattr(recipe, name) for name in TRAINING_FIELDS}, "detector": _detector_key(cfg),
+    key = {**{name: getattr(recipe, name) for name in TRAINING_FIELDS}, "detector": ch08.detector_key(detector_cfg),
            "learned_proposals": recipe.boxes if learned_proposals else None}
     model, info = cached_model("shapes-box-denoiser", key,
                                lambda: build_box_denoiser(cfg, learned_proposals=learned_proposals), train)
@@ -207,10 +207,5 @@ def _parameters(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
 
-def _detector_key(cfg: config.Config) -> dict[str, Any]:
-    detector_cfg = detector_settings(cfg)
-    return {name: getattr(detector_cfg, name) for name in ch08.DETECTOR_FIELDS}
-
-
 def _key(cfg: config.Config) -> dict[str, Any]:
-    return {**settings_key(cfg.boxes), "detector": _detector_key(cfg)}
+    return {**settings_key(cfg.boxes), "detector": ch08.detector_key(detector_settings(cfg))}

@@ -90,6 +90,12 @@ def train_and_evaluate(cfg: config.Config) -> dict[str, Any]:
     return {**scores, "train_s": seconds, "test_images": len(test)}
 
 
+def detector_key(cfg: config.Config) -> dict[str, Any]:
+    """What the trained detector depends on: the cache key of ``trained_detector``, and part of the keys of what is
+    built on it."""
+    return {name: getattr(cfg, name) for name in DETECTOR_FIELDS}
+
+
 def trained_detector(cfg: config.Config, *, progress: bool = True) -> tuple[DenseDetector, dict[str, Any]]:
     """The chapter's detector trained on the train scenes, cached (resumable), and its info (``seconds``,
     ``history``): chapter 13 detects in restored images with it, chapter 14 starts its box denoiser from its
@@ -101,8 +107,7 @@ def trained_detector(cfg: config.Config, *, progress: bool = True) -> tuple[Dens
         require_finished(trainer, cfg.steps)
         return training_info(trainer)
 
-    model, info = cached_model("shapes-detector", {name: getattr(cfg, name) for name in DETECTOR_FIELDS},
-                               lambda: shapes_detector(cfg), train)
+    model, info = cached_model("shapes-detector", detector_key(cfg), lambda: shapes_detector(cfg), train)
     history = History()
     history.load_state_dict(info["history"])
     return model.to(cfg.device).eval(), {**info, "history": history}

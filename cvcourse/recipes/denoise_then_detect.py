@@ -109,11 +109,6 @@ def chapter08(cfg: config.Config) -> config.Config:
     return ch08.load(cfg.profile, cfg.device)
 
 
-def detector_key(cfg08: config.Config) -> dict[str, Any]:
-    """What chapter 08's trained detector depends on: the part of a cache key that names it."""
-    return {name: getattr(cfg08, name) for name in ch08.DETECTOR_FIELDS}
-
-
 def noise_schedule(cfg: config.Config) -> NoiseSchedule:
     """The scene diffusion model's schedule: cosine (Nichol & Dhariwal 2021), T = ``denoiser.timesteps``."""
     return NoiseSchedule.cosine(cfg.restoration.denoiser.timesteps)
@@ -270,7 +265,8 @@ def finetuned_detector(cfg: config.Config, *, progress: bool = True,
         return training_info(trainer)
 
     model, info = cached_training("noise-finetuned-detector", recipe, lambda: ch08.shapes_detector(cfg08), train,
-                                  rebuild=rebuild, detector=detector_key(cfg08), train_size=cfg.restoration.train_size,
+                                  rebuild=rebuild, detector=ch08.detector_key(cfg08),
+                                  train_size=cfg.restoration.train_size,
                                   augmentation=[augmentation.max_noise_std, augmentation.min_gain,
                                                 augmentation.read_noise])
     return model.to(cfg.device).eval(), info
@@ -330,7 +326,7 @@ def restoration_table(cfg: config.Config, *, progress: bool = True, rebuild: boo
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)} in cfg.restoration.methods; choose from "
                          f"{', '.join(METHODS)}.")
-    key = {**settings_key(cfg.restoration), "detector": detector_key(cfg08)}
+    key = {**settings_key(cfg.restoration), "detector": ch08.detector_key(cfg08)}
 
     def make() -> dict[str, Any]:
         detector = ch08.trained_detector(cfg08, progress=progress)[0]
