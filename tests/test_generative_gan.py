@@ -173,3 +173,14 @@ def test_interrupted_and_resumed_gan_matches_uninterrupted(tmp_path):
     for name in ("G", "D"):  # parameters and batch norm's running statistics
         want, got = reference.models[name].state_dict(), resumed.models[name].state_dict()
         assert all(torch.equal(want[key], got[key]) for key in want), name
+
+
+@pytest.mark.parametrize("discriminator_lr", [None, 2e-6])
+def test_train_gan_gives_the_discriminator_its_own_rate_only_when_asked(discriminator_lr):
+    from cvcourse.generative.training import train_gan
+
+    images, labels = torch.rand(8, 1, 28, 28), torch.randint(0, 10, (8,))  # [0, 1], as train_gan takes them
+    trainer = train_gan(Generator(LATENT, width=4), Discriminator(width=4), images, labels, steps=2, batch_size=4,
+                        lr=2e-3, discriminator_lr=discriminator_lr, progress=False)
+    rates = {name: optimizer.param_groups[0]["lr"] for name, optimizer in trainer.optimizers.items()}
+    assert rates == {"G": 2e-3, "D": 2e-3 if discriminator_lr is None else discriminator_lr}

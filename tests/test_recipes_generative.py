@@ -1,5 +1,9 @@
 """Chapters 03 and 04's recipes: GANs and VAEs trained on glyphs through the cache, and their bench entries, tiny."""
 
+import dataclasses
+import os
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -7,11 +11,14 @@ from cvcourse import bench, config
 from cvcourse.models import VAE, Generator
 from cvcourse.recipes import ch03_gan, ch04_vae
 from cvcourse.recipes.glyphs import balanced_labels, training_glyphs
+from cvcourse.recipes.judge import glyph_judge
 from cvcourse.train import Trainer
 
 TINY_GAN = dict(train_size=64, latent_dim=8, width=4, batch_size=16, steps=3)
 TINY = {
-    ch03_gan: dict(gan=TINY_GAN, sample_count=40, checkpoint_every=2, failure_steps=2, targets={}),
+    ch03_gan: dict(gan=TINY_GAN, sample_count=40, checkpoint_every=2, targets={},
+                   balanced_game=dict(train_size=64, latent_dim=8, width=4, batch_size=16, steps=4, watch_every=2,
+                                      watch_samples=20)),
     ch04_vae: dict(vae=dict(train_size=64, latent_dim=4, width=4, batch_size=16, steps=3, beta=1.0), gan=TINY_GAN,
                    prior_components=3, sample_count=40, checkpoint_every=2, targets={}),
 }
@@ -36,6 +43,35 @@ def test_a_gan_trains_once_then_loads_from_the_cache(capsys):
     assert not all(torch.equal(a, b) for a, b in zip(generator.state_dict().values(), other.state_dict().values()))
     ch03_gan.trained_gan(tiny_config(ch03_gan, sample_count=20, checkpoint_every=1))  # not part of the recipe
     assert "building" not in capsys.readouterr().out
+
+
+def test_a_game_records_the_judges_readings_and_resumes_after_an_interruption(monkeypatch):
+    cfg = tiny_config(ch03_gan)
+    game = cfg.balanced_game
+    glyph_judge(game.image_size)  # trained first: the interruption below is the game's
+    original = Trainer.fit
+
+    def stop_early(self, loader, *, steps=None, epochs=None, resume=False):
+        return original(self, loader, steps=steps - 1, resume=resume)
+
+    monkeypatch.setattr(Trainer, "fit", stop_early)
+    with pytest.raises(KeyboardInterrupt, match="resume"):
+        ch03_gan.played_gan(cfg, game)
+    monkeypatch.setattr(Trainer, "fit", original)
+    saved = list(Path(os.environ["CVCOURSE_CACHE"]).glob("glyph-gan-game-*.checkpoints/*.pt"))
+    assert "step_0000003.pt" in [path.name for path in saved]  # what the interrupted game had trained is kept
+    generator, info = ch03_gan.played_gan(cfg, game)  # resumes from it
+    assert info["steps"] == game.steps
+    steps, coverage = info["history"].series("class_coverage")
+    assert steps == [2, 4] and all(0 <= value <= 1 for value in coverage)
+    assert info["digit_shares"].shape == (2, 10)
+    torch.testing.assert_close(info["digit_shares"].sum(dim=1), torch.ones(2))
+    straight, straight_info = ch03_gan.played_gan(cfg, game, rebuild=True)  # the same game, uninterrupted
+    assert straight_info["history"].series("class_coverage") == info["history"].series("class_coverage")
+    assert all(torch.equal(a, b) for a, b in zip(generator.state_dict().values(), straight.state_dict().values()))
+    runaway = dataclasses.replace(game, generator_lr=2e-3, discriminator_lr=2e-5)
+    other, _ = ch03_gan.played_gan(cfg, runaway)  # other rates are another cache entry
+    assert not all(torch.equal(a, b) for a, b in zip(generator.state_dict().values(), other.state_dict().values()))
 
 
 def test_chapter_04_loads_chapter_03s_gan_from_the_cache(capsys):

@@ -21,18 +21,22 @@ ADAM_BETAS = (0.5, 0.999)  # DCGAN section 4: beta1 = 0.9 made training oscillat
 
 
 def train_gan(generator: Generator, discriminator: Discriminator, images: torch.Tensor, labels: torch.Tensor, *,
-              steps: int, batch_size: int, lr: float, loss: str = "non_saturating", conditional: bool = False,
-              seed: int = 0, device: str | torch.device | None = None,
-              checkpoint_dir: str | Path | None = None, checkpoint_every: int = 0, resume: bool = False,
-              progress: bool = True, callbacks=()) -> Trainer:
+              steps: int, batch_size: int, lr: float, discriminator_lr: float | None = None,
+              loss: str = "non_saturating", conditional: bool = False, seed: int = 0,
+              device: str | torch.device | None = None, checkpoint_dir: str | Path | None = None,
+              checkpoint_every: int = 0, resume: bool = False, progress: bool = True, live_plot: bool | None = None,
+              callbacks=()) -> Trainer:
     """Train a (conditional) GAN with Adam (DCGAN's ``lr`` and betas); returns the Trainer (and its history).
 
-    ``resume=True`` continues from the latest checkpoint in ``checkpoint_dir``."""
-    optimizers = {name: torch.optim.Adam(model.parameters(), lr=lr, betas=ADAM_BETAS)
+    Both players learn at ``lr`` unless ``discriminator_lr`` gives the discriminator its own rate (two time-scale
+    updates, Heusel et al. 2017). ``resume=True`` continues from the latest checkpoint in ``checkpoint_dir``."""
+    rates = {"G": lr, "D": lr if discriminator_lr is None else discriminator_lr}
+    optimizers = {name: torch.optim.Adam(model.parameters(), lr=rates[name], betas=ADAM_BETAS)
                   for name, model in (("G", generator), ("D", discriminator))}
     trainer = Trainer({"G": generator, "D": discriminator}, optimizers, gan_step(loss, conditional=conditional),
                       device=device, checkpoint_dir=checkpoint_dir,
-                      checkpoint_every=checkpoint_every, progress=progress, callbacks=callbacks)
+                      checkpoint_every=checkpoint_every, progress=progress, live_plot=live_plot,
+                      callbacks=callbacks)
     trainer.fit(shuffled_batches(images, labels, batch_size=batch_size, seed=seed), steps=steps, resume=resume)
     return trainer
 
