@@ -104,6 +104,17 @@ def test_ddim_step_matches_diffusers(eta, clip_x0):
         x = ours
 
 
+@pytest.mark.parametrize("steps", range(2, 21))
+def test_stochastic_ddim_step_from_the_cosine_schedules_top_timestep_stays_finite_in_float32(steps):
+    # alpha_bar_999 ~ 2e-9: sigma_t^2 and 1 - alpha_bar_prev agree to float32's last bits, and their difference,
+    # taken in float32, went below zero (a NaN for every image) for some step counts
+    schedule = NoiseSchedule.cosine(1000)
+    t, t_prev = ddim_timesteps(1000, steps)[:2]
+    x, eps = torch.randn(4, 1, 8, 8, generator=seeded(0)), torch.randn(4, 1, 8, 8, generator=seeded(1))
+    x_prev = ddim_step(schedule, x, t, t_prev, eps, eta=1.0, noise=torch.randn(x.shape, generator=seeded(2)))
+    assert x_prev.dtype == torch.float32 and torch.isfinite(x_prev).all()
+
+
 def test_leading_ddim_timesteps_are_song_et_als_and_can_start_anywhere():
     assert ddim_timesteps(1000, 50, spacing="leading")[:3] == [980, 960, 940]
     assert ddim_timesteps(1000, 50, spacing="leading")[-1] == 0

@@ -70,11 +70,13 @@ def ddim_step(schedule: NoiseSchedule, x_t: torch.Tensor, t: int, t_prev: int, e
     if clip_x0:
         x0 = x0.clamp(-1, 1)
         eps = predict_eps(schedule, x_t, t, x0)  # the noise that, with the clipped x_0, gives x_t back
-    alpha_bar_prev = schedule.alpha_bar_at(t_prev, x_t)
-    sigma = ddim_sigma(schedule, t, t_prev, eta).to(x_t.device, x_t.dtype) if eta else x_t.new_zeros(())
-    x_prev = alpha_bar_prev.sqrt() * x0 + (1 - alpha_bar_prev - sigma**2).sqrt() * eps
+    alpha_bar_prev = schedule.alpha_bar_at(t_prev, schedule.alpha_bar)  # the coefficients in the schedule's float64
+    sigma = ddim_sigma(schedule, t, t_prev, eta) if eta else alpha_bar_prev.new_zeros(())
+    # sigma_t^2 <= 1 - alpha_bar_prev; at T - 1 (alpha_bar ~ 1e-9) rounding alone could take the root below zero
+    direction = (1 - alpha_bar_prev - sigma**2).clamp(min=0).sqrt()
+    x_prev = alpha_bar_prev.sqrt().to(x_t.dtype) * x0 + direction.to(x_t.dtype) * eps
     if eta:
-        x_prev = x_prev + sigma * (torch.randn_like(x_t) if noise is None else noise)
+        x_prev = x_prev + sigma.to(x_t.dtype) * (torch.randn_like(x_t) if noise is None else noise)
     return x_prev
 
 
