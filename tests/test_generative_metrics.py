@@ -134,6 +134,7 @@ def test_confident_share_class_coverage_and_label_accuracy_on_hand_made_probabil
     four = classifier_says(probabilities)
     assert judge.confident_share(four) == 0.5
     assert judge.class_coverage(four) == pytest.approx(1.5 / np.log2(10))  # histogram (1/2, 1/4, 1/4): 1.5 bits
+    torch.testing.assert_close(judge.class_shares(four), torch.tensor([0.5, 0.25, 0, 0.25, 0, 0, 0, 0, 0, 0]))
     assert judge.label_accuracy(four, [0, 1, 1, 3]) == 0.75
     assert judge.label_accuracy(four, torch.tensor([1, 1, 0, 3])) == 0.25
     report = judge.report(four, labels=[0, 0, 1, 3])

@@ -191,6 +191,10 @@ class ImageQuality:
         """The share of images whose top class probability is at least ``confidence``."""
         return self._confident_share(self.probabilities(images))
 
+    def class_shares(self, images: torch.Tensor) -> torch.Tensor:
+        """The predicted classes' histogram ``(num_classes,)``: the share of images read as each class."""
+        return self._class_shares(self.probabilities(images)).float()
+
     def class_coverage(self, images: torch.Tensor) -> float:
         """Entropy of the predicted classes' histogram over ``log(num_classes)``: 1 all equally often, 0 one only."""
         return self._class_coverage(self.probabilities(images))
@@ -230,8 +234,11 @@ class ImageQuality:
     def _confident_share(self, probabilities: torch.Tensor) -> float:
         return float(self._confident(probabilities).double().mean())
 
+    def _class_shares(self, probabilities: torch.Tensor) -> torch.Tensor:
+        return torch.bincount(probabilities.argmax(dim=1), minlength=self.num_classes).double() / len(probabilities)
+
     def _class_coverage(self, probabilities: torch.Tensor) -> float:
-        share = torch.bincount(probabilities.argmax(dim=1), minlength=self.num_classes).double() / len(probabilities)
+        share = self._class_shares(probabilities)
         share = share[share > 0]
         return float((share * share.log()).sum().neg().clamp(min=0) / math.log(self.num_classes))  # never -0.0
 

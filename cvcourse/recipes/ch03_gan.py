@@ -143,7 +143,7 @@ def played_gan(cfg: config.Config, game: GameRecipe, *, rebuild: bool = False,
 
         def watch(trainer) -> None:
             samples = generator.sample(game.watch_samples, generator=torch.Generator().manual_seed(game.seed))
-            digits = judge.probabilities(samples).argmax(dim=1).bincount(minlength=10) / len(samples)
+            digits = judge.class_shares(samples)
             trainer.history.log(trainer.step, class_coverage=judge.class_coverage(samples),
                                 confident_share=judge.confident_share(samples),
                                 **{f"digit_{digit}": share for digit, share in enumerate(digits.tolist())})
