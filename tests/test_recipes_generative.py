@@ -31,6 +31,17 @@ def tiny_config(recipe, **changes) -> config.Config:
     return config.Config(recipe.CHAPTER, "smoke", torch.device("cpu"), settings)
 
 
+def stop_one_step_early(monkeypatch):
+    """Make every ``Trainer.fit`` return one step short, as a Ctrl+C would; returns the real ``fit``."""
+    original = Trainer.fit
+
+    def stop_early(self, loader, *, steps=None, epochs=None, resume=False):
+        return original(self, loader, steps=steps - 1, resume=resume)
+
+    monkeypatch.setattr(Trainer, "fit", stop_early)
+    return original
+
+
 def test_a_gan_trains_once_then_loads_from_the_cache(capsys):
     generator, info = ch03_gan.trained_gan(tiny_config(ch03_gan))
     assert isinstance(generator, Generator) and not generator.training and info["steps"] == 3
@@ -49,12 +60,7 @@ def test_a_game_records_the_judges_readings_and_resumes_after_an_interruption(mo
     cfg = tiny_config(ch03_gan)
     game = cfg.balanced_game
     glyph_judge(game.image_size)  # trained first: the interruption below is the game's
-    original = Trainer.fit
-
-    def stop_early(self, loader, *, steps=None, epochs=None, resume=False):
-        return original(self, loader, steps=steps - 1, resume=resume)
-
-    monkeypatch.setattr(Trainer, "fit", stop_early)
+    original = stop_one_step_early(monkeypatch)
     with pytest.raises(KeyboardInterrupt, match="resume"):
         ch03_gan.played_gan(cfg, game)
     monkeypatch.setattr(Trainer, "fit", original)
@@ -107,12 +113,7 @@ def test_vae_prior_is_a_mixture_fitted_to_the_training_codes():
 
 
 def test_an_interrupted_training_is_not_cached(monkeypatch):
-    original = Trainer.fit
-
-    def stop_early(self, loader, *, steps=None, epochs=None, resume=False):
-        return original(self, loader, steps=steps - 1, resume=resume)
-
-    monkeypatch.setattr(Trainer, "fit", stop_early)
+    stop_one_step_early(monkeypatch)
     with pytest.raises(KeyboardInterrupt, match="resume"):
         ch04_vae.trained_vae(tiny_config(ch04_vae))
 
