@@ -91,16 +91,20 @@ def write_mask_folder(root, stems=("a", "b", "c"), size=(10, 8)):
     return masks
 
 
-def write_penn_fudan(root):
+def write_penn_fudan(root, count=len(PEDESTRIANS)):
     """PennFudanPed/PNGImages/<name>.png (RGB) and PedMasks/<name>_mask.png, pedestrian k painted with id k.
 
-    The first mask is a palette PNG like the real ones, the second a grayscale one; each pedestrian is
-    painted in the image in its own colour, so image and masks can be checked for alignment.
+    The first mask is a palette PNG like the real ones, the others grayscale ones; each pedestrian is
+    painted in the image in its own colour, so image and masks can be checked for alignment. Images after
+    the ``PEDESTRIANS`` ones (``count`` in all) repeat their layouts as FudanPed00003, FudanPed00004, ...
     """
     base = root / "PennFudanPed"
     (base / "PNGImages").mkdir(parents=True)
     (base / "PedMasks").mkdir()
-    for number, (name, rectangles) in enumerate(PEDESTRIANS.items()):
+    layouts = list(PEDESTRIANS.items())
+    layouts += [(f"FudanPed{number:05d}", layouts[number % len(layouts)][1])
+                for number in range(len(layouts) + 1, count + 1)]
+    for number, (name, rectangles) in enumerate(layouts):
         image = np.full((30, 40, 3), 90, dtype=np.uint8)
         mask = np.zeros((30, 40), dtype=np.uint8)
         for k, (rows, columns) in enumerate(rectangles, start=1):
@@ -196,7 +200,7 @@ def write_every_format(root):
     write_pet_dataset(root)
     write_isbi(root)
     write_mask_folder(root / "my_segmentation")
-    write_penn_fudan(root)
+    write_penn_fudan(root, count=60)  # a train split of 36 photos: larger than the gpu profile's batch
     write_voc(root)
     write_mvtec(root / "mvtec_ad")
     for split in ("train", "test"):

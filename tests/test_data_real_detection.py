@@ -1,6 +1,7 @@
 """Tests of the real detection loaders on tiny files written in each dataset's own on-disk format."""
 
 import pickle
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +11,8 @@ from torchvision.ops import masks_to_boxes
 from torchvision.transforms import v2
 from torchvision.tv_tensors._dataset_wrapper import VOC_DETECTION_CATEGORIES
 
-from cvcourse.data import VOC_CLASSES, DatasetNotFoundError, PennFudan, voc_detection
+from cvcourse.data import VOC_CLASSES, DatasetNotFoundError, PennFudan, PennFudanScenes, voc_detection
+from cvcourse.data import real_detection
 
 from real_formats import (PEDESTRIAN_COLOURS, PEDESTRIANS, VOC_ANNOTATION, VOC_ITEMS, VOC_OBJECT,  # isort: skip
                           write_penn_fudan, write_voc)
@@ -94,6 +96,46 @@ def test_penn_fudan_colour_mask_and_size_mismatch(tmp_path):
     Image.new("L", (41, 30)).save(base / "PedMasks" / "PennPed00002_mask.png")
     with pytest.raises(ValueError, match=r"PennPed00002\.png is 40x30 but its mask .*PennPed00002_mask\.png is 41x30"):
         PennFudan(base)[1]
+
+
+def test_penn_fudan_scenes_are_disjoint_square_splits_with_boxes_that_follow(tmp_path):
+    base = write_penn_fudan(tmp_path, count=20)
+    splits = {split: PennFudanScenes(split, 64, root=base) for split in ("train", "val", "test")}
+    assert {split: len(scenes) for split, scenes in splits.items()} == {"train": 12, "val": 2, "test": 6}
+    assert sum((scenes.indices for scenes in splits.values()), []) == list(range(20))  # in file-name order
+    assert len(PennFudanScenes("test", 64, 4, root=base)) == 4 and splits["test"].class_names == PennFudan.class_names
+    image, target = splits["train"][0]
+    assert image.shape == (3, 64, 64) and set(target) == {"boxes", "labels"}
+    rows, columns = PEDESTRIANS["FudanPed00001"][0]  # 30 x 40 photos: heights scale by 64 / 30, widths by 64 / 40
+    expected = torch.tensor([columns.start * 1.6, rows.start * 64 / 30, columns.stop * 1.6, rows.stop * 64 / 30])
+    torch.testing.assert_close(plain(target["boxes"][0]), expected)
+    assert tuple(target["boxes"].canvas_size) == (64, 64) and target["labels"].tolist() == [1, 1]
+    with pytest.raises(ValueError, match=r"split must be one of \('train', 'val', 'test'\), got 'valid'"):
+        PennFudanScenes("valid", 64, root=base)
+    with pytest.raises(ValueError, match=r"holds 2 images, too few for a val split"):
+        PennFudanScenes("val", 64, root=write_penn_fudan(tmp_path / "two"))
+
+
+def test_penn_fudan_download_unpacks_the_archive_once_and_says_what_to_do_when_it_fails(tmp_path, monkeypatch):
+    calls = []
+
+    def unpack(url, download_root, remove_finished):
+        calls.append(url)
+        write_penn_fudan(Path(download_root))
+
+    monkeypatch.setattr(real_detection, "download_and_extract_archive", unpack)
+    assert len(PennFudan(tmp_path / "PennFudanPed", download=True)) == 2
+    assert len(PennFudan(tmp_path / "PennFudanPed", download=True)) == 2 and calls == [real_detection.PENN_FUDAN_ZIP]
+
+    def offline(url, download_root, remove_finished):
+        raise OSError("no route to host")
+
+    monkeypatch.setattr(real_detection, "download_and_extract_archive", offline)
+    with pytest.raises(DatasetNotFoundError, match=r"could not download Penn-Fudan .*PennFudanPed\.zip \(no route to "
+                       r"host\); download it by hand and unzip it into"):
+        PennFudan(tmp_path / "elsewhere" / "PennFudanPed", download=True)
+    with pytest.raises(ValueError, match="root must end with it"):
+        PennFudan(tmp_path / "pedestrians", download=True)
 
 
 # Pascal VOC: (name, image size (w, h), objects (class, xmin, ymin, xmax, ymax) in VOC's 1-based pixels).

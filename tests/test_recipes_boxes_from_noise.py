@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from cvcourse.recipes import boxes_from_noise
+from real_formats import write_penn_fudan  # isort: skip
 from cvcourse.recipes import ch08_object_detection as ch08
 from cvcourse.recipes import ch14_boxes_from_noise as ch14
 
@@ -16,15 +17,15 @@ def cfg(tmp_path, monkeypatch, one_thread):
     monkeypatch.setenv("CVCOURSE_CACHE", str(tmp_path))
     detector_cfg = ch08.load("smoke", device="cpu")
     tiny_detector = dataclasses.replace(detector_cfg.settings, train_size=16, test_size=4, steps=4, batch_size=4)
-    monkeypatch.setattr(boxes_from_noise, "detector_settings", lambda cfg: dataclasses.replace(
-        detector_cfg, settings=tiny_detector))
+    monkeypatch.setattr(ch08, "settings_for", lambda cfg: dataclasses.replace(
+        detector_cfg, settings=dataclasses.replace(tiny_detector, dataset=cfg.dataset)))
     smoke = ch14.load("smoke", device="cpu")
     tiny = dataclasses.replace(smoke.boxes, steps=4, train_boxes=12, eval_boxes=(4, 12), eval_steps=(1, 2), boxes=12)
     return dataclasses.replace(smoke, settings=dataclasses.replace(smoke.settings, boxes=tiny))
 
 
 def test_the_box_denoiser_starts_from_the_detectors_trained_backbone(cfg):
-    detector, _ = ch08.trained_detector(boxes_from_noise.detector_settings(cfg))
+    detector, _ = ch08.trained_detector(ch08.settings_for(cfg))
     model = boxes_from_noise.build_box_denoiser(cfg)
     for name, value in model.backbone.state_dict().items():
         assert torch.equal(value, detector.state_dict()[name]), name
@@ -63,3 +64,17 @@ def test_the_table_holds_what_the_summary_compares_even_off_the_grid(cfg):
     assert {(row["boxes"], row["steps"]) for row in table} == {(4, 1), (4, 2), (4, 3), (12, 1), (12, 2), (12, 3)}
     summary = ch14.boxes_summary(off_grid, table)
     assert (summary["main"]["boxes"], summary["main"]["steps"], summary["one_step"]["steps"]) == (12, 3, 1)
+
+
+def test_the_box_denoiser_learns_penn_fudan_pedestrians_as_the_gpu_profile_does(cfg, tmp_path, monkeypatch):
+    monkeypatch.setenv("CVCOURSE_DATA", str(tmp_path / "data"))
+    write_penn_fudan(tmp_path / "data", count=30)
+    pedestrians = dataclasses.replace(cfg, settings=dataclasses.replace(cfg.settings, dataset="penn_fudan"))
+    assert ch14.class_names(pedestrians) == ("background", "pedestrian")
+    model = boxes_from_noise.build_box_denoiser(pedestrians)
+    images, targets = boxes_from_noise.test_scenes(pedestrians)
+    assert images.shape[1:] == (3, 128, 128) and all(set(t["labels"].tolist()) == {1} for t in targets)
+    found = boxes_from_noise.evaluate(pedestrians, model, images, targets, count=8, steps=1)
+    assert 0 <= found["map"] <= found["map_50"] <= 1
+    table = boxes_from_noise.boxes_and_steps_table(pedestrians, progress=False)
+    assert table != boxes_from_noise.boxes_and_steps_table(cfg, progress=False)  # each dataset has its own cache

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from cvcourse import config
+from real_formats import write_penn_fudan  # isort: skip
 from cvcourse.data import detection_scenes
 from cvcourse.recipes import ch08_object_detection as ch08
 from cvcourse.recipes import ch13_denoise_then_detect as ch13
@@ -20,16 +21,18 @@ TINY_DETECTOR = dict(image_size=64, train_size=8, width=4, fpn_width=8, steps=4,
 pytestmark = pytest.mark.usefixtures("tiny_world")
 
 
-def tiny_config() -> config.Config:
-    settings = config.with_overrides(ch13.Settings(), {"restoration": TINY})
+def tiny_config(dataset: str = "shapes") -> config.Config:
+    settings = config.with_overrides(ch13.Settings(), {"restoration": TINY, "dataset": dataset})
     return config.Config(ch13.CHAPTER, "smoke", torch.device("cpu"), settings)
 
 
 @pytest.fixture(autouse=True)
 def tiny_detector(monkeypatch):
-    settings = config.with_overrides(ch08.Settings(), TINY_DETECTOR)
-    cfg08 = config.Config(ch08.CHAPTER, "smoke", torch.device("cpu"), settings)
-    monkeypatch.setattr(recipe, "chapter08", lambda cfg: cfg08)
+    def settings_for(cfg):
+        settings = config.with_overrides(ch08.Settings(), {**TINY_DETECTOR, "dataset": cfg.dataset})
+        return config.Config(ch08.CHAPTER, "smoke", torch.device("cpu"), settings)
+
+    monkeypatch.setattr(ch08, "settings_for", settings_for)
 
 
 def test_every_degradation_keeps_the_test_scenes_and_draws_the_same_noise_each_time():
@@ -97,3 +100,17 @@ def test_restored_images_stay_images_and_the_filters_are_tuned_on_validation_sce
         recipe.tuned_filter_strength(cfg, "gaussian_filter", "gaussian", 0.1)
     model, info = recipe.finetuned_detector(cfg, progress=False)
     assert info["steps"] == 4 and not model.training
+
+
+def test_the_table_runs_on_penn_fudan_photos_as_the_gpu_profile_does(tmp_path, monkeypatch):
+    monkeypatch.setenv("CVCOURSE_DATA", str(tmp_path / "data"))
+    write_penn_fudan(tmp_path / "data", count=20)
+    cfg = tiny_config("penn_fudan")
+    clean, targets = recipe.clean_test_scenes(cfg)
+    assert clean.shape == (6, 3, 64, 64) and all(set(target["labels"].tolist()) == {1} for target in targets)
+    assert ch13.class_names(cfg) == ("background", "pedestrian")
+    assert ch08.build_detector(ch08.settings_for(cfg)).num_classes == 1
+    rows = recipe.restoration_table(cfg, progress=False)
+    assert len(rows) == 2 + len(recipe.degradations(cfg)) * len(recipe.METHODS)
+    assert all(0 <= row["map"] <= row["map_50"] <= 1 for row in rows)
+    assert recipe.restoration_table(tiny_config(), progress=False) != rows  # the shape scenes have their own cache

@@ -25,7 +25,7 @@ from cvcourse.data.real_classification import (
     fashion_mnist,
     mnist,
 )
-from cvcourse.data.real_detection import VOC_CLASSES, PennFudan, voc_detection
+from cvcourse.data.real_detection import VOC_CLASSES, PennFudan, PennFudanScenes, voc_detection
 from cvcourse.data.streets import STREET_CLASSES, StreetScenes
 from cvcourse.data.synthetic import (
     SHAPE_CLASSES,
@@ -69,6 +69,7 @@ __all__ = [
     "ISBIStack",
     "MaskFolder",
     "PennFudan",
+    "PennFudanScenes",
     "RandomDegradation",
     "Scene",
     "Shape",

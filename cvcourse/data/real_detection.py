@@ -21,14 +21,19 @@ from PIL import Image
 from torch.utils.data import Dataset
 from torchvision import tv_tensors
 from torchvision.datasets import VOCDetection, wrap_dataset_for_transforms_v2
+from torchvision.datasets.utils import download_and_extract_archive
 from torchvision.datasets.voc import DATASET_YEAR_DICT
 from torchvision.transforms import v2
 
-from cvcourse.data.folders import data_root, require_folder
+from cvcourse.data.folders import DatasetNotFoundError, data_root, require_folder
 from cvcourse.data.real import _open, _to_float
 from cvcourse.data.synthetic import mask_boxes
 
 PENN_FUDAN_URL = "https://www.cis.upenn.edu/~jshi/ped_html/"
+PENN_FUDAN_ZIP = PENN_FUDAN_URL + "PennFudanPed.zip"
+# Penn-Fudan has no official split: the images in file-name order, the last 30% for testing (51 of the 170; the
+# torchvision tutorial holds out the last 50) and the 10% before them for tuning
+PENN_FUDAN_SPLITS = {"train": (0.0, 0.6), "val": (0.6, 0.7), "test": (0.7, 1.0)}
 VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/"
 VOC_CLASSES = (
     "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow",
@@ -58,13 +63,17 @@ class PennFudan(Dataset):
     ``(image, target)``: ``image`` float (3, H, W) in [0, 1]; ``target`` has ``masks`` (``Mask`` (N, H, W)
     bool, one per pedestrian, in id order), ``boxes`` around them (``mask_boxes``: ``masks_to_boxes`` plus
     (0, 0, 1, 1), the pixel-edge convention) and ``labels`` all 1. ``transforms(image, target)`` last.
+    ``download=True`` fetches PennFudanPed.zip (51 MB) when ``root`` does not exist yet.
     """
 
     class_names = ("background", "pedestrian")
     num_classes = len(class_names)
 
-    def __init__(self, root: str | os.PathLike | None = None, transforms: Callable | None = None) -> None:
+    def __init__(self, root: str | os.PathLike | None = None, transforms: Callable | None = None,
+                 download: bool = False) -> None:
         root = Path(root).expanduser() if root is not None else data_root() / "PennFudanPed"
+        if download and not root.is_dir():
+            _download_penn_fudan(root)
         self.root = require_folder(
             root, dataset="Penn-Fudan pedestrians", expected=["PNGImages", "PedMasks"],
             how_to_get=f"download PennFudanPed.zip from the Penn-Fudan Database for Pedestrian Detection and "
@@ -103,6 +112,46 @@ class PennFudan(Dataset):
             "masks": tv_tensors.Mask(masks),
         }
         return self.transforms(image, target) if self.transforms else (image, target)
+
+
+def _download_penn_fudan(root: Path) -> None:
+    """PennFudanPed.zip unpacked into ``root``'s parent (the archive holds the folder ``PennFudanPed``)."""
+    if root.name != "PennFudanPed":
+        raise ValueError(f"download=True unpacks the folder PennFudanPed; root must end with it, got {root}")
+    try:
+        download_and_extract_archive(PENN_FUDAN_ZIP, download_root=str(root.parent), remove_finished=True)
+    except OSError as error:
+        raise DatasetNotFoundError(f"could not download Penn-Fudan pedestrians from {PENN_FUDAN_ZIP} ({error}); "
+                                   f"download it by hand and unzip it into {root.parent}") from error
+
+
+class PennFudanScenes(Dataset):
+    """One split of Penn-Fudan as detection scenes: each image resized to ``image_size`` x ``image_size`` (the
+    aspect ratio changes, the boxes follow), its target ``boxes`` and ``labels`` (no masks), like the synthetic
+    scenes' items. Splits (``PENN_FUDAN_SPLITS``): train, val and test, disjoint, in file-name order; ``count``
+    keeps at most that many of the split's first images."""
+
+    class_names = PennFudan.class_names
+    num_classes = PennFudan.num_classes
+
+    def __init__(self, split: str, image_size: int, count: int | None = None, *,
+                 root: str | os.PathLike | None = None, download: bool = False) -> None:
+        if split not in PENN_FUDAN_SPLITS:
+            raise ValueError(f"split must be one of {tuple(PENN_FUDAN_SPLITS)}, got {split!r}")
+        self.dataset = PennFudan(root, download=download)
+        start, end = (round(share * len(self.dataset)) for share in PENN_FUDAN_SPLITS[split])
+        if start == end:
+            raise ValueError(f"{self.dataset.root} holds {len(self.dataset)} images, too few for a {split} split; "
+                             "unzip PennFudanPed.zip again, it holds 170")
+        self.indices = list(range(start, end))[:count]
+        self.resize = v2.Resize((image_size, image_size), antialias=True)
+
+    def __len__(self) -> int:
+        return len(self.indices)
+
+    def __getitem__(self, index: int) -> tuple[tv_tensors.Image, dict[str, torch.Tensor]]:
+        image, target = self.dataset[self.indices[index]]
+        return self.resize(image, {"boxes": target["boxes"], "labels": target["labels"]})
 
 
 class _VOCSample:

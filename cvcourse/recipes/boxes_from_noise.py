@@ -1,4 +1,4 @@
-"""Chapter 14: boxes denoised from noise (DiffusionDet, Chen et al. 2023) on chapter 08's scenes.
+"""Chapter 14: boxes denoised from noise (DiffusionDet, Chen et al. 2023) on chapter 08's scenes (``cfg.dataset``).
 
 The box denoiser (:class:`cvcourse.models.BoxDenoiser`) starts from chapter 08's trained backbone, as DiffusionDet
 starts from a pretrained one, and is trained with the set loss on boxes noised at random timesteps
@@ -20,7 +20,6 @@ from cvcourse import config
 from cvcourse.cache import cached, cached_model
 from cvcourse.config import settings_key
 from cvcourse.data import coco_area_ranges
-from cvcourse.data.synthetic import SHAPE_CLASSES
 from cvcourse.detection import evaluate_detections
 from cvcourse.detection.box_denoising import sample_boxes, train_box_denoiser
 from cvcourse.detection.training import Target, detect, plain_target
@@ -31,7 +30,6 @@ from cvcourse.recipes import ch08_object_detection as ch08
 from cvcourse.recipes.training import require_finished, training_info
 from cvcourse.seeding import seed_everything
 
-CLASS_NAMES = ("background", *SHAPE_CLASSES)
 TRAINING_FIELDS = ("frozen_backbone", "hidden", "stages", "roi_size", "train_boxes", "steps", "batch_size", "lr",
                    "seed")
 
@@ -59,11 +57,6 @@ class BoxDiffusionRecipe:
     seed: int = 0
 
 
-def detector_settings(cfg: config.Config) -> config.Config:
-    """Chapter 08's settings in the same profile and on the same device: its scenes and its detector."""
-    return ch08.load(cfg.profile, cfg.device)
-
-
 def schedule() -> NoiseSchedule:
     """DiffusionDet's cosine schedule with T = 1000 (Nichol and Dhariwal 2021)."""
     return NoiseSchedule.cosine(1000)
@@ -71,12 +64,12 @@ def schedule() -> NoiseSchedule:
 
 def test_scenes(cfg: config.Config) -> tuple[torch.Tensor, list[Target]]:
     """The first ``cfg.boxes.test_size`` of chapter 08's test images (N, 3, H, W) in [0, 1] and their targets."""
-    return _stacked(ch08.scene_split(detector_settings(cfg), "test"), cfg.boxes.test_size)
+    return _stacked(ch08.scene_split(ch08.settings_for(cfg), "test"), cfg.boxes.test_size)
 
 
 def train_batch(cfg: config.Config, count: int) -> tuple[torch.Tensor, list[Target]]:
     """The first ``count`` of chapter 08's training images and their targets."""
-    return _stacked(ch08.scene_split(detector_settings(cfg), "train"), count)
+    return _stacked(ch08.scene_split(ch08.settings_for(cfg), "train"), count)
 
 
 def _stacked(scenes, count: int | None = None) -> tuple[torch.Tensor, list[Target]]:
@@ -88,9 +81,9 @@ def _stacked(scenes, count: int | None = None) -> tuple[torch.Tensor, list[Targe
 def build_box_denoiser(cfg: config.Config, *, learned_proposals: bool = False) -> BoxDenoiser:
     """The recipe's box denoiser with chapter 08's trained backbone, frozen or not (new random start boxes with
     ``learned_proposals``: ``cfg.boxes.boxes`` of them, the number DiffusionDet's sampler uses)."""
-    detector_cfg, recipe = detector_settings(cfg), cfg.boxes
+    detector_cfg, recipe = ch08.settings_for(cfg), cfg.boxes
     seed_everything(recipe.seed)
-    model = BoxDenoiser(len(SHAPE_CLASSES), width=detector_cfg.width, fpn_width=detector_cfg.fpn_width,
+    model = BoxDenoiser(len(ch08.class_names(cfg)) - 1, width=detector_cfg.width, fpn_width=detector_cfg.fpn_width,
                         hidden=recipe.hidden, stages=recipe.stages, roi_size=recipe.roi_size,
                         frozen_backbone=recipe.frozen_backbone,
                         learned_proposals=recipe.boxes if learned_proposals else None)
@@ -104,7 +97,7 @@ def trained_box_denoiser(cfg: config.Config, *, learned_proposals: bool = False,
                          progress: bool = True) -> tuple[BoxDenoiser, dict[str, Any]]:
     """The box denoiser trained on chapter 08's train scenes (cached, resumable), and its info (``seconds``,
     ``history``); ``learned_proposals=True``: the same head from learned start boxes, on the same budget."""
-    detector_cfg, recipe = detector_settings(cfg), cfg.boxes
+    detector_cfg, recipe = ch08.settings_for(cfg), cfg.boxes
 
     def train(model: BoxDenoiser, checkpoint_dir: Path) -> dict[str, Any]:
         trainer = train_box_denoiser(model, ch08.scene_split(detector_cfg, "train"), schedule(),
@@ -116,7 +109,7 @@ def trained_box_denoiser(cfg: config.Config, *, learned_proposals: bool = False,
 
     key = {**{name: getattr(recipe, name) for name in TRAINING_FIELDS}, "detector": ch08.detector_key(detector_cfg),
            "learned_proposals": recipe.boxes if learned_proposals else None}
-    model, info = cached_model("shapes-box-denoiser", key,
+    model, info = cached_model(f"{cfg.dataset}-box-denoiser", key,
                                lambda: build_box_denoiser(cfg, learned_proposals=learned_proposals), train)
     history = History()
     history.load_state_dict(info["history"])
@@ -136,11 +129,11 @@ def evaluate(cfg: config.Config, model: BoxDenoiser, images: torch.Tensor, targe
         detections += sample_boxes(model, schedule(), images[start:start + batch_size].to(cfg.device), count=count,
                                    steps=steps, mode=mode, renewal_threshold=threshold, generator=generator)
     milliseconds = 1000 * (time.perf_counter() - started) / len(images)
-    return {**_scores(detections, targets, images.shape[-1]), "ms_per_image": milliseconds}
+    return {**_scores(cfg, detections, targets, images.shape[-1]), "ms_per_image": milliseconds}
 
 
-def _scores(detections: list[Target], targets: list[Target], image_size: int) -> dict[str, float]:
-    scores = evaluate_detections(detections, targets, num_classes=len(SHAPE_CLASSES) + 1,
+def _scores(cfg: config.Config, detections: list[Target], targets: list[Target], image_size: int) -> dict[str, float]:
+    scores = evaluate_detections(detections, targets, num_classes=len(ch08.class_names(cfg)),
                                  size_ranges=coco_area_ranges(image_size))
     return {name: float(scores[name]) for name in ("map_50", "map", "map_small", "map_medium", "map_large")}
 
@@ -157,7 +150,7 @@ def boxes_and_steps_table(cfg: config.Config, *, progress: bool = True) -> list[
                                                                      steps=steps)}
                          for count in counts for steps in step_counts]}
 
-    return cached("shapes-box-denoiser-sampling", _key(cfg), make)["rows"]
+    return cached(f"{cfg.dataset}-box-denoiser-sampling", _key(cfg), make)["rows"]
 
 
 def ablation_table(cfg: config.Config, *, progress: bool = True) -> list[dict[str, Any]]:
@@ -180,19 +173,19 @@ def ablation_table(cfg: config.Config, *, progress: bool = True) -> list[dict[st
                                                                               **options)})
         return {"rows": rows}
 
-    return cached("shapes-box-denoiser-ablations", _key(cfg), make)["rows"]
+    return cached(f"{cfg.dataset}-box-denoiser-ablations", _key(cfg), make)["rows"]
 
 
 def dense_comparison(cfg: config.Config, *, progress: bool = True) -> dict[str, dict[str, float]]:
     """Chapter 08's dense detector and the box denoiser (``cfg.boxes.boxes`` boxes, ``sample_steps`` steps) on the
     same test scenes: accuracy, AP by size, parameters, training seconds and milliseconds per image (cached)."""
     def make() -> dict[str, Any]:
-        detector, detector_info = ch08.trained_detector(detector_settings(cfg), progress=progress)
+        detector, detector_info = ch08.trained_detector(ch08.settings_for(cfg), progress=progress)
         model, info = trained_box_denoiser(cfg, progress=progress)
         images, targets = test_scenes(cfg)
         started = time.perf_counter()
         found = detect(detector, images)
-        dense = {**_scores(found, targets, images.shape[-1]),
+        dense = {**_scores(cfg, found, targets, images.shape[-1]),
                  "ms_per_image": 1000 * (time.perf_counter() - started) / len(images)}
         boxes = evaluate(cfg, model, images, targets, count=cfg.boxes.boxes, steps=cfg.boxes.sample_steps)
         return {"dense detector (FCOS)": {**dense, "parameters": _parameters(detector),
@@ -200,7 +193,7 @@ def dense_comparison(cfg: config.Config, *, progress: bool = True) -> dict[str, 
                 "box denoiser (DiffusionDet)": {**boxes, "parameters": _parameters(model), "train_s": info["seconds"],
                                                 "backbone_train_s": detector_info["seconds"]}}
 
-    return cached("shapes-box-denoiser-vs-dense", _key(cfg), make)
+    return cached(f"{cfg.dataset}-box-denoiser-vs-dense", _key(cfg), make)
 
 
 def _parameters(model: torch.nn.Module) -> int:
@@ -208,4 +201,4 @@ def _parameters(model: torch.nn.Module) -> int:
 
 
 def _key(cfg: config.Config) -> dict[str, Any]:
-    return {**settings_key(cfg.boxes), "detector": ch08.detector_key(detector_settings(cfg))}
+    return {**settings_key(cfg.boxes), "detector": ch08.detector_key(ch08.settings_for(cfg))}

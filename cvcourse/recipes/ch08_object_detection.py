@@ -1,11 +1,14 @@
-"""Chapter 08, object detection: the settings and targets, the shape scenes' splits, the detector and its training.
+"""Chapter 08, object detection: the settings and targets, the scenes' splits, the detector and its training.
 
-``cfg.reference`` sizes the random detection problems on which the bench compares the course's COCO evaluation
-with pycocotools'.
+``cfg.dataset`` names the scenes: ``"shapes"``, the synthetic shape scenes (every profile of this chapter), or
+``"penn_fudan"``, Penn-Fudan pedestrians resized to ``image_size`` (chapters 13 and 14 in the gpu profile; the
+detector then learns one class). ``cfg.reference`` sizes the random detection problems on which the bench compares
+the course's COCO evaluation with pycocotools'.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,7 +17,8 @@ from typing import Any
 import torch
 
 from cvcourse import config
-from cvcourse.data import detection_scenes
+from cvcourse.data import PennFudanScenes, detection_scenes
+from cvcourse.data.synthetic import SHAPE_CLASSES
 from cvcourse.detection import evaluate_detections
 from cvcourse.detection.training import detect, plain_target, train_detector
 from cvcourse.history import History
@@ -24,7 +28,8 @@ from cvcourse.recipes.training import require_finished, training_info
 from cvcourse.seeding import seed_everything
 
 CHAPTER = "08_object_detection"
-DETECTOR_FIELDS = ("image_size", "train_size", "width", "fpn_width", "steps", "batch_size", "lr")
+DETECTOR_FIELDS = ("dataset", "image_size", "train_size", "width", "fpn_width", "steps", "batch_size", "lr")
+CLASS_NAMES = {"shapes": ("background", *SHAPE_CLASSES), "penn_fudan": PennFudanScenes.class_names}
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class ReferenceCheck:
 
 @dataclass(frozen=True)
 class Settings(config.Settings):
+    dataset: str = "shapes"  # or "penn_fudan" (CLASS_NAMES)
     image_size: int = 128
     train_size: int = 2000
     test_size: int = 200
@@ -67,22 +73,46 @@ def load(profile: str | None = None, device: str | torch.device | None = None) -
     return config.load(CHAPTER, Settings, OVERRIDES, profile, device)
 
 
+def settings_for(cfg: config.Config) -> config.Config:
+    """Chapter 08's settings in ``cfg``'s profile, on its device, with its ``dataset``: the scenes and the detector
+    that chapters 13 and 14 build on."""
+    cfg08 = load(cfg.profile, cfg.device)
+    return dataclasses.replace(cfg08, settings=dataclasses.replace(cfg08.settings, dataset=cfg.dataset))
+
+
+def class_names(cfg: config.Config) -> tuple[str, ...]:
+    """The class names of ``cfg.dataset``'s labels, background first."""
+    if cfg.dataset not in CLASS_NAMES:
+        raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(CLASS_NAMES)}.")
+    return CLASS_NAMES[cfg.dataset]
+
+
+def scenes(dataset: str, split: str, count: int, image_size: int):
+    """The first ``count`` scenes of ``split`` ("train", "val" or "test") of ``dataset``, ``image_size`` square:
+    ``count`` drawn shape scenes, or at most ``count`` Penn-Fudan photos (downloaded when they are not there)."""
+    if dataset == "shapes":
+        return detection_scenes(split, count, image_size)
+    if dataset == "penn_fudan":
+        return PennFudanScenes(split, image_size, count, download=True)
+    raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(CLASS_NAMES)}.")
+
+
 def scene_split(cfg: config.Config, split: str):
-    """The train or test shape scenes of the chapter (images and targets as tv_tensors)."""
-    return detection_scenes(split, cfg.train_size if split == "train" else cfg.test_size, cfg.image_size)
+    """The train or test scenes of the chapter (images and targets as tv_tensors; ``class_names``)."""
+    return scenes(cfg.dataset, split, cfg.train_size if split == "train" else cfg.test_size, cfg.image_size)
 
 
-def shapes_detector(cfg: config.Config, seed: int = 0) -> DenseDetector:
-    """The chapter's detector, initialised from ``seed``."""
+def build_detector(cfg: config.Config, seed: int = 0) -> DenseDetector:
+    """The chapter's detector for ``cfg.dataset``'s classes, initialised from ``seed``."""
     seed_everything(seed)
-    return DenseDetector(num_classes=4, width=cfg.width, fpn_width=cfg.fpn_width)
+    return DenseDetector(num_classes=len(class_names(cfg)) - 1, width=cfg.width, fpn_width=cfg.fpn_width)
 
 
 def train_and_evaluate(cfg: config.Config) -> dict[str, Any]:
     """The chapter's detector trained on the train scenes; COCO metrics on the test scenes and the seconds."""
     train, test = scene_split(cfg, "train"), scene_split(cfg, "test")
     started = time.perf_counter()
-    trainer = train_detector(shapes_detector(cfg), train, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
+    trainer = train_detector(build_detector(cfg), train, steps=cfg.steps, batch_size=cfg.batch_size, lr=cfg.lr,
                              device=cfg.device, progress=False)
     seconds = time.perf_counter() - started
     images = torch.stack([test[i][0].as_subclass(torch.Tensor) for i in range(len(test))])
@@ -107,7 +137,7 @@ def trained_detector(cfg: config.Config, *, progress: bool = True) -> tuple[Dens
         require_finished(trainer, cfg.steps)
         return training_info(trainer)
 
-    model, info = cached_model("shapes-detector", detector_key(cfg), lambda: shapes_detector(cfg), train)
+    model, info = cached_model(f"{cfg.dataset}-detector", detector_key(cfg), lambda: build_detector(cfg), train)
     history = History()
     history.load_state_dict(info["history"])
     return model.to(cfg.device).eval(), {**info, "history": history}

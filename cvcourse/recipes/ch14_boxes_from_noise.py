@@ -2,8 +2,9 @@
 
 DiffusionDet at the course's scale: boxes denoised from noise on chapter 08's backbone, sampled with several numbers
 of boxes and steps, its sampler's ablations, a head with learned proposals, and chapter 08's dense detector side by
-side. It uses chapter 08's scenes and its detector (``ch08_object_detection.trained_detector``, cached; trained first
-if chapter 08 has not cached it).
+side. It uses chapter 08's scenes (``cfg.dataset``: the shape scenes, or Penn-Fudan pedestrians in the gpu profile)
+and chapter 08's detector trained on them (``ch08_object_detection.trained_detector``, cached; trained first if it
+is not cached).
 """
 
 from __future__ import annotations
@@ -15,19 +16,21 @@ from typing import Any
 import torch
 
 from cvcourse import config
-from cvcourse.recipes.boxes_from_noise import (CLASS_NAMES, BoxDiffusionRecipe, ablation_table, boxes_and_steps_table,
-                                              build_box_denoiser, dense_comparison, detector_settings, evaluate,
-                                              schedule, test_scenes, train_batch, trained_box_denoiser)
+from cvcourse.recipes.boxes_from_noise import (BoxDiffusionRecipe, ablation_table, boxes_and_steps_table,
+                                              build_box_denoiser, dense_comparison, evaluate, schedule, test_scenes,
+                                              train_batch, trained_box_denoiser)
+from cvcourse.recipes.ch08_object_detection import class_names
 
-__all__ = ["CHAPTER", "CLASS_NAMES", "OVERRIDES", "Settings", "ablation_table", "boxes_and_steps_table",
-           "boxes_summary", "build_box_denoiser", "dense_comparison", "detector_settings", "evaluate", "load",
-           "schedule", "test_scenes", "train_batch", "trained_box_denoiser"]
+__all__ = ["CHAPTER", "OVERRIDES", "Settings", "ablation_table", "boxes_and_steps_table", "boxes_summary",
+           "build_box_denoiser", "class_names", "dense_comparison", "evaluate", "load", "schedule", "test_scenes",
+           "train_batch", "trained_box_denoiser"]
 
 CHAPTER = "14_boxes_from_noise"
 
 
 @dataclass(frozen=True)
 class Settings(config.Settings):
+    dataset: str = "shapes"  # chapter 08's scenes: "shapes" or "penn_fudan"
     boxes: BoxDiffusionRecipe = BoxDiffusionRecipe()
     targets: Mapping[str, str] = field(default_factory=lambda: {
         "diffusiondet_map_50": ">= 0.80", "diffusiondet_map": ">= 0.50", "diffusiondet_train_s": "<= 600",
@@ -38,8 +41,10 @@ OVERRIDES: dict[str, dict[str, Any]] = {
     "smoke": dict(boxes=dict(hidden=32, train_boxes=16, steps=20, batch_size=4, eval_boxes=(8, 32), eval_steps=(1, 2),
                              boxes=32, sample_steps=2, test_size=16),
                   targets={}),
-    # not yet run on a GPU: the cpu profile's floors until it has been
-    "gpu": dict(boxes=dict(hidden=256, stages=3, train_boxes=100, steps=4000, batch_size=32, lr=5e-4,
+    # Penn-Fudan pedestrians (every test photo: fewer than test_size); not yet run on a GPU: no target until it has
+    # been
+    "gpu": dict(dataset="penn_fudan", targets={},
+                boxes=dict(hidden=256, stages=3, train_boxes=100, steps=4000, batch_size=32, lr=5e-4,
                            eval_boxes=(8, 32, 100, 300), eval_steps=(1, 2, 4, 8), test_size=500)),
 }
 

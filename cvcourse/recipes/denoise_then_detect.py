@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 from cvcourse import config
 from cvcourse.cache import cached
 from cvcourse.config import settings_key
-from cvcourse.data import RandomDegradation, brighten, detection_scenes, gaussian_noise, low_light, low_light_noise_std
+from cvcourse.data import RandomDegradation, brighten, gaussian_noise, low_light, low_light_noise_std
 from cvcourse.detection import evaluate_detections
 from cvcourse.detection.training import detect, plain_target, train_detector
 from cvcourse.diffusion.denoisers import denoise_images, timestep_window, window_schedule
@@ -104,11 +104,6 @@ class RestorationRecipe:
     noise_seed: int = 0  # the noise of the degraded test and tuning scenes
 
 
-def chapter08(cfg: config.Config) -> config.Config:
-    """Chapter 08's settings in this chapter's profile, on its device: its scenes and its detector."""
-    return ch08.load(cfg.profile, cfg.device)
-
-
 def noise_schedule(cfg: config.Config) -> NoiseSchedule:
     """The scene diffusion model's schedule: cosine (Nichol & Dhariwal 2021), T = ``denoiser.timesteps``."""
     return NoiseSchedule.cosine(cfg.restoration.denoiser.timesteps)
@@ -144,9 +139,10 @@ def _degrade(kind: str, strength: float, read_noise: float, images: torch.Tensor
     raise ValueError(f"unknown degradation {kind!r}; choose one of {', '.join(KINDS)}.")
 
 
-def _draw(split: str, count: int, image_size: int) -> tuple[torch.Tensor, tuple[dict[str, torch.Tensor], ...]]:
-    scenes = detection_scenes(split, count, image_size)
-    items = [scenes[index] for index in range(count)]
+def _draw(dataset: str, split: str, count: int,
+          image_size: int) -> tuple[torch.Tensor, tuple[dict[str, torch.Tensor], ...]]:
+    scenes = ch08.scenes(dataset, split, count, image_size)
+    items = [scenes[index] for index in range(len(scenes))]
     images = torch.stack([image.as_subclass(torch.Tensor) for image, _ in items])
     return images, tuple(plain_target(target) for _, target in items)
 
@@ -156,7 +152,7 @@ _drawn = functools.lru_cache(maxsize=4)(_draw)  # the test and val scenes, drawn
 
 def clean_test_scenes(cfg: config.Config) -> tuple[torch.Tensor, list[dict[str, torch.Tensor]]]:
     """The clean test images (N, 3, H, W) and their targets (boxes, labels): chapter 08's first ``test_size``."""
-    images, targets = _drawn("test", cfg.restoration.test_size, chapter08(cfg).image_size)
+    images, targets = _drawn(cfg.dataset, "test", cfg.restoration.test_size, ch08.settings_for(cfg).image_size)
     return images, list(targets)
 
 
@@ -170,9 +166,9 @@ def degraded_test_scenes(cfg: config.Config, kind: str,
 
 
 @functools.lru_cache(maxsize=1)
-def _crops(count: int, image_size: int, crop_size: int, per_scene: int, seed: int) -> torch.Tensor:
-    images = _draw("train", count, image_size)[0]
-    corners = torch.randint(0, image_size - crop_size + 1, (count, per_scene, 2),
+def _crops(dataset: str, count: int, image_size: int, crop_size: int, per_scene: int, seed: int) -> torch.Tensor:
+    images = _draw(dataset, "train", count, image_size)[0]
+    corners = torch.randint(0, image_size - crop_size + 1, (len(images), per_scene, 2),
                             generator=torch.Generator().manual_seed(seed)).tolist()
     return torch.stack([image[:, top:top + crop_size, left:left + crop_size]
                         for image, scene_corners in zip(images, corners) for top, left in scene_corners])
@@ -181,8 +177,8 @@ def _crops(count: int, image_size: int, crop_size: int, per_scene: int, seed: in
 def training_crops(cfg: config.Config) -> torch.Tensor:
     """``crops_per_scene`` random ``crop_size`` crops of each of the first ``train_size`` clean train scenes."""
     recipe = cfg.restoration.denoiser
-    return _crops(cfg.restoration.train_size, chapter08(cfg).image_size, recipe.crop_size, recipe.crops_per_scene,
-                  recipe.seed)
+    return _crops(cfg.dataset, cfg.restoration.train_size, ch08.settings_for(cfg).image_size, recipe.crop_size,
+                  recipe.crops_per_scene, recipe.seed)
 
 
 def _trained_denoiser(cfg: config.Config, name: str, schedule: NoiseSchedule, steps: int, *, progress: bool,
@@ -206,8 +202,8 @@ def _trained_denoiser(cfg: config.Config, name: str, schedule: NoiseSchedule, st
         return training_info(trainer)
 
     model, info = cached_training(name, recipe, build, train, rebuild=rebuild, steps=steps,
-                                  train_size=cfg.restoration.train_size, image_size=chapter08(cfg).image_size,
-                                  **variant)
+                                  train_size=cfg.restoration.train_size,
+                                  image_size=ch08.settings_for(cfg).image_size, dataset=cfg.dataset, **variant)
     return model.to(cfg.device).eval(), info
 
 
@@ -250,12 +246,12 @@ def finetuned_detector(cfg: config.Config, *, progress: bool = True,
                        rebuild: bool = False) -> tuple[DenseDetector, dict[str, Any]]:
     """Chapter 08's trained detector (trained first if it is not cached) trained ``finetune.steps`` more on the first
     ``train_size`` train scenes flipped and degraded by :func:`noise_augmentation`, cached; and its info."""
-    cfg08, recipe = chapter08(cfg), cfg.restoration.finetune
+    cfg08, recipe = ch08.settings_for(cfg), cfg.restoration.finetune
     augmentation = noise_augmentation(cfg)
 
     def train(model: DenseDetector, checkpoint_dir: Path) -> dict[str, Any]:
         model.load_state_dict(ch08.trained_detector(cfg08, progress=progress)[0].state_dict())
-        scenes = detection_scenes("train", cfg.restoration.train_size, cfg08.image_size)
+        scenes = ch08.scenes(cfg.dataset, "train", cfg.restoration.train_size, cfg08.image_size)
         trainer = train_detector(model, scenes, steps=recipe.steps, batch_size=recipe.batch_size, lr=recipe.lr,
                                  device=cfg.device, seed=recipe.seed,
                                  transforms=v2.Compose([v2.RandomHorizontalFlip(), augmentation]),
@@ -264,7 +260,7 @@ def finetuned_detector(cfg: config.Config, *, progress: bool = True,
         require_finished(trainer, recipe.steps)
         return training_info(trainer)
 
-    model, info = cached_training("noise-finetuned-detector", recipe, lambda: ch08.shapes_detector(cfg08), train,
+    model, info = cached_training("noise-finetuned-detector", recipe, lambda: ch08.build_detector(cfg08), train,
                                   rebuild=rebuild, detector=ch08.detector_key(cfg08),
                                   train_size=cfg.restoration.train_size,
                                   augmentation=[augmentation.max_noise_std, augmentation.min_gain,
@@ -273,9 +269,9 @@ def finetuned_detector(cfg: config.Config, *, progress: bool = True,
 
 
 @functools.lru_cache(maxsize=64)
-def _tuned(method: str, kind: str, strength: float, read_noise: float, tuning_size: int, image_size: int,
-           seed: int) -> float:
-    clean = _drawn("val", tuning_size, image_size)[0]
+def _tuned(method: str, kind: str, strength: float, read_noise: float, dataset: str, tuning_size: int,
+           image_size: int, seed: int) -> float:
+    clean = _drawn(dataset, "val", tuning_size, image_size)[0]
     noisy = _degrade(kind, strength, read_noise, clean, torch.Generator().manual_seed(seed + 1))
     denoise, strengths = CLASSICAL[method]
     return tune_filter(denoise, strengths, noisy, clean)
@@ -287,8 +283,8 @@ def tuned_filter_strength(cfg: config.Config, method: str, kind: str, strength: 
     if method not in CLASSICAL:
         raise ValueError(f"{method!r} is not a classical filter; choose one of {', '.join(CLASSICAL)}.")
     recipe = cfg.restoration
-    return _tuned(method, kind, strength, recipe.read_noise, recipe.tuning_size, chapter08(cfg).image_size,
-                  recipe.noise_seed)
+    return _tuned(method, kind, strength, recipe.read_noise, cfg.dataset, recipe.tuning_size,
+                  ch08.settings_for(cfg).image_size, recipe.noise_seed)
 
 
 def restore(cfg: config.Config, method: str, images: torch.Tensor, kind: str, strength: float, *,
@@ -321,7 +317,7 @@ def restoration_table(cfg: config.Config, *, progress: bool = True, rebuild: boo
     """One row per degradation and method of ``cfg.restoration.methods`` (and for the clean test images, with the
     detector and the fine-tuned one): ``kind``, ``strength``, ``noise_std`` (what is left to remove), ``method``,
     ``map_50``, ``map`` and ``seconds_per_image`` (restoring and detecting), cached. Trains what is not cached yet."""
-    cfg08 = chapter08(cfg)
+    cfg08 = ch08.settings_for(cfg)
     unknown = set(cfg.restoration.methods) - set(METHODS)
     if unknown:
         raise ValueError(f"unknown methods {sorted(unknown)} in cfg.restoration.methods; choose from "
