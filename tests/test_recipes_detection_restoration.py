@@ -114,3 +114,21 @@ def test_the_table_runs_on_penn_fudan_photos_as_the_gpu_profile_does(tmp_path, m
     assert len(rows) == 2 + len(recipe.degradations(cfg)) * len(recipe.METHODS)
     assert all(0 <= row["map"] <= row["map_50"] <= 1 for row in rows)
     assert recipe.restoration_table(tiny_config(), progress=False) != rows  # the shape scenes have their own cache
+
+
+def test_the_summary_ranks_the_methods_and_leaves_the_recovered_share_undefined_without_a_gap():
+    cfg = tiny_config()
+    strongest = max(cfg.restoration.noise_stds)
+
+    def rows(clean, none, filtered, finetuned):
+        return [{"kind": "clean", "method": "none", "strength": 0.0, "map_50": clean}] + [
+            {"kind": "gaussian", "method": method, "strength": strongest, "map_50": value}
+            for method, value in (("none", none), ("gaussian_filter", filtered), ("finetuned", finetuned))]
+
+    summary = ch13.restoration_summary(cfg, rows(0.9, 0.5, 0.6, 0.8))
+    assert summary["gap"] == pytest.approx(0.4) and summary["best"] == "finetuned"
+    assert summary["recovered"] == pytest.approx({"gaussian_filter": 0.25, "finetuned": 0.75})
+    assert summary["ranking"] == ["finetuned", "gaussian_filter", "none"]
+    untrained = ch13.restoration_summary(cfg, rows(0.0, 0.0, 0.0, 0.1))
+    assert untrained["gap"] == 0 and untrained["best"] == "finetuned"
+    assert all(share != share for share in untrained["recovered"].values())  # NaN: nothing to recover

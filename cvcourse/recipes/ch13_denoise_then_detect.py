@@ -60,17 +60,19 @@ def detector(cfg: config.Config, *, progress: bool = True) -> DenseDetector:
 
 
 def restoration_summary(cfg: config.Config, rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """At the strongest Gaussian noise: the clean images' mAP@0.5 (``ceiling``), each method's (``map_50``), the share
-    of the gap between no restoration and clean that each method recovers (``recovered``), the best method and the
-    methods ranked by mAP@0.5."""
+    """At the strongest Gaussian noise: the clean images' mAP@0.5 (``ceiling``), each method's (``map_50``), the ``gap``
+    between clean and no restoration, the share of it that each method recovers (``recovered``; NaN when the noise
+    costs nothing, as for a detector that finds nothing on clean images either), the best method and the methods ranked
+    by mAP@0.5."""
     strongest = max(cfg.restoration.noise_stds)
     ceiling = next(row["map_50"] for row in rows if row["kind"] == "clean" and row["method"] == "none")
     map_50 = {row["method"]: row["map_50"] for row in rows if row["kind"] == "gaussian"
               and row["strength"] == strongest}
     gap = ceiling - map_50["none"]
-    recovered = {method: (value - map_50["none"]) / gap for method, value in map_50.items() if method != "none"}
-    return {"strongest": strongest, "ceiling": ceiling, "map_50": map_50, "recovered": recovered,
-            "best": max(recovered, key=recovered.get), "ranking": sorted(map_50, key=map_50.get, reverse=True)}
+    methods = [method for method in map_50 if method != "none"]
+    recovered = {method: (map_50[method] - map_50["none"]) / gap if gap > 0 else float("nan") for method in methods}
+    return {"strongest": strongest, "ceiling": ceiling, "map_50": map_50, "gap": gap, "recovered": recovered,
+            "best": max(methods, key=map_50.get), "ranking": sorted(map_50, key=map_50.get, reverse=True)}
 
 
 def load(profile: str | None = None, device: str | torch.device | None = None) -> config.Config:
