@@ -25,11 +25,11 @@ CHAPTER = "06_guided_diffusion"
 class Settings(config.Settings):
     ddpm: DdpmRecipe = DdpmRecipe()  # chapter 05's model; conditional for classifier-free guidance
     drop_label_prob: float = 0.1
-    guidance_scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0, 4.0)
+    guidance_scales: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
     guidance_scale: float = 2.0
     # the small conditional model the chapter trains live, and the scales it is sampled with
     watch_width: int = 16
-    watch_steps: int = 1500
+    watch_steps: int = 1000
     watch_lr: float = 2e-3
     watch_scales: tuple[float, ...] = (0.0, 1.0, 2.0, 4.0)
     watch_sample_count: int = 200
@@ -38,7 +38,7 @@ class Settings(config.Settings):
     guide: DdpmRecipe = DdpmRecipe(width=16, steps=500, ema_decay=0.99)
     autoguidance_scales: tuple[float, ...] = (0.0, 0.5, 1.0, 2.0)
     autoguidance_scale: float = 1.0
-    sample_count: int = 500
+    sample_count: int = 300
     checkpoint_every: int = 500
     snapshot_count: int = 200
     ddim_steps: int = 50
