@@ -43,7 +43,8 @@ def test_each_object_is_learned_on_the_level_of_its_size():
 def test_loss_is_finite_has_gradients_and_handles_an_image_without_objects():
     seed_everything(0)
     model = DenseDetector(4, width=8, fpn_width=16)
-    targets = [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 30.0], [50.0, 40.0, 60.0, 60.0]]), "labels": torch.tensor([1, 4])},
+    targets = [{"boxes": torch.tensor([[8.0, 8.0, 40.0, 30.0], [50.0, 40.0, 60.0, 60.0]]),
+                "labels": torch.tensor([1, 4])},
                {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64)}]
     losses = fcos_loss(model(torch.rand(2, 3, 64, 64)), targets, STRIDES)
     assert set(losses) == {"cls", "box", "centerness"} and all(torch.isfinite(v) for v in losses.values())

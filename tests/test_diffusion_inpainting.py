@@ -9,7 +9,8 @@ SCHEDULE = NoiseSchedule.cosine(100)
 
 
 class Oracle(torch.nn.Module):
-    """The exact noise predictor for data that is always the one image ``target``: eps = (x_t - sqrt(ab) x*) / sqrt(1 - ab)."""
+    """The exact noise predictor for data that is always the one image ``target``:
+    eps = (x_t - sqrt(ab) x*) / sqrt(1 - ab)."""
 
     def __init__(self, target):
         super().__init__()

@@ -204,7 +204,8 @@ def test_bad_input_is_explained(schedule):
 
 def test_unclipped_sampling_must_avoid_the_degenerate_top_step_of_the_cosine_schedule():
     """An error of 1% in the predicted noise, divided by sqrt(alpha_bar_T) ~ 3e-5 at the trailing grid's first step,
-    blows the sample up when nothing clips x_0 (latents); the leading grid, as latent sampling uses, keeps it in scale."""
+    blows the sample up when nothing clips x_0 (latents); the leading grid, as latent sampling uses, keeps it in
+    scale."""
 
     class OnePercentOff(torch.nn.Module):
         def __init__(self):

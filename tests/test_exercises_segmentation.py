@@ -149,7 +149,8 @@ def test_otsu_cases_are_bimodal_images_where_the_mistakes_are_far_from_otsu():
     "wrong_answer, hint",
     [
         (lambda image: image.mean(), r"threshold 0.3793 is wrong for a dark image .*: this is the mean intensity"),
-        (largest_within_class_variance_with_a_loop, r"hardly separates anything, as if it maximised the within-class variance"),
+        (largest_within_class_variance_with_a_loop,
+         r"hardly separates anything, as if it maximised the within-class variance"),
         (
             lambda image: int((otsu_threshold(image) - image.min()) / (image.max() - image.min()) * 256),
             r"threshold 114 is wrong.*looks like a bin index",

@@ -116,7 +116,8 @@ def test_mismatched_shapes_are_explained():
 
 def test_labels_outside_the_classes_name_the_values_and_the_fix():
     trimap = torch.randint(1, 4, (2, 8, 8), generator=torch.Generator().manual_seed(0))  # Oxford pets: 1, 2, 3
-    with pytest.raises(ValueError, match=r"target has labels outside \[0, 3\): values seen are \[1, 2, 3\].*trimap - 1"):
+    with pytest.raises(ValueError,
+                       match=r"target has labels outside \[0, 3\): values seen are \[1, 2, 3\].*trimap - 1"):
         metrics.confusion_matrix(trimap - 1, trimap, 3)
     with pytest.raises(ValueError, match=r"pred has labels outside \[0, 2\): values seen are \[-1, 0, 1\]"):
         metrics.confusion_matrix(torch.tensor([-1, 0, 1]), torch.tensor([0, 1, 1]), 2)
@@ -141,5 +142,6 @@ def test_other_bad_inputs():
         metrics.iou_per_class(torch.zeros(2, 3, dtype=torch.long))
     with pytest.raises(ValueError, match="counts no pixel"):
         metrics.pixel_accuracy(torch.zeros(2, 2, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"masks \(H, W\) or a batch \(B, H, W\), got shape \(2, 1, 3, 3\).*squeeze\(1\)"):
+    with pytest.raises(ValueError,
+                       match=r"masks \(H, W\) or a batch \(B, H, W\), got shape \(2, 1, 3, 3\).*squeeze\(1\)"):
         metrics.iou(torch.ones(2, 1, 3, 3, dtype=torch.bool), torch.ones(2, 1, 3, 3, dtype=torch.bool))

@@ -96,8 +96,9 @@ def check_corrupt_boxes(answer: Callable[..., torch.Tensor]) -> str:
             continue
         hint = next((hint for wrong, hint in box_corruption_mistakes(boxes, image_size, alpha_bar_t, noise)
                      if close(result, wrong)), None)
-        raise ExerciseFailed(f"on {case}: {hint or 'normalise the cxcywh boxes by the image size, map them to [-2, 2] '}"
-                             f"{'' if hint else 'and noise them with the forward process'}")
+        default = ("normalise the cxcywh boxes by the image size, map them to [-2, 2] and noise them with the forward "
+                   "process")
+        raise ExerciseFailed(f"on {case}: {hint or default}")
     return "boxes are the signal: centre and size in [-2, 2], noised like pixels"
 
 

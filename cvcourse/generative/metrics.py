@@ -13,9 +13,9 @@ The classifier also judges each image: ``confident_share`` is the share of image
 ``label_accuracy`` how often a class-conditional generator draws the class it was asked for. The confident share
 alone rewards a collapsed generator that draws one perfect digit; :func:`manifold_scores` gives the standard
 precision and recall (Kynkäänniemi et al. 2019), density and coverage (Naeem et al. 2020) on the same features,
-which compare the samples with real images one by one. ``reference_points`` puts an FCD in context: the FCD of held-out real images
-(the floor a perfect generator reaches), of blurred ones and of noised ones. The course's judge of glyphs is
-trained by :mod:`cvcourse.recipes.judge`.
+which compare the samples with real images one by one. ``reference_points`` puts an FCD in context: the FCD of
+held-out real images (the floor a perfect generator reaches), of blurred ones and of noised ones. The course's
+judge of glyphs is trained by :mod:`cvcourse.recipes.judge`.
 """
 
 from __future__ import annotations

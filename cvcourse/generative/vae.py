@@ -40,7 +40,8 @@ def vae_loss(reconstruction: torch.Tensor, images: torch.Tensor, mu: torch.Tenso
     and ``kl``, each a per-image average over the batch.
     """
     if reconstruction.shape != images.shape:
-        raise ValueError(f"reconstruction {tuple(reconstruction.shape)} and images {tuple(images.shape)} differ in shape.")
+        raise ValueError(f"reconstruction {tuple(reconstruction.shape)} and images {tuple(images.shape)} differ in "
+                         "shape.")
     if reduction not in REDUCTIONS:
         raise ValueError(f"Unknown reduction {reduction!r}; choose one of {', '.join(REDUCTIONS)}.")
     squared_error = (reconstruction - images).pow(2).flatten(1)

@@ -60,7 +60,8 @@ class Generator(nn.Module):
                  num_classes: int | None = None) -> None:
         super().__init__()
         start, doublings = upsampling_plan(image_size)
-        self.latent_dim, self.image_size, self.channels, self.num_classes = latent_dim, image_size, channels, num_classes
+        self.latent_dim, self.image_size = latent_dim, image_size
+        self.channels, self.num_classes = channels, num_classes
         self.label_embedding = nn.Embedding(num_classes, latent_dim) if num_classes else None
         inputs = latent_dim * (2 if num_classes else 1)
         top = width * 2 ** (doublings - 1)

@@ -80,7 +80,8 @@ class UNet(nn.Module):
         if images.shape[1] != self.in_channels:
             hint = ("repeat the grey channel with images.expand(-1, 3, -1, -1), or build UNet(in_channels=1)"
                     if images.shape[1] == 1 else f"build UNet(in_channels={images.shape[1]})")
-            raise ValueError(f"This UNet takes {self.in_channels}-channel images, got {images.shape[1]} channels: {hint}.")
+            raise ValueError(f"This UNet takes {self.in_channels}-channel images, got {images.shape[1]} channels: "
+                             f"{hint}.")
         if not images.is_floating_point():
             raise ValueError(f"UNet expects float images (e.g. in [0, 1]), got {images.dtype}; "
                              "convert with torchvision.transforms.v2.ToDtype(torch.float32, scale=True).")
