@@ -80,21 +80,24 @@ def settings_for(cfg: config.Config) -> config.Config:
     return dataclasses.replace(cfg08, settings=dataclasses.replace(cfg08.settings, dataset=cfg.dataset))
 
 
+def _require_known(dataset: str) -> None:
+    if dataset not in CLASS_NAMES:
+        raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(CLASS_NAMES)}.")
+
+
 def class_names(cfg: config.Config) -> tuple[str, ...]:
     """The class names of ``cfg.dataset``'s labels, background first."""
-    if cfg.dataset not in CLASS_NAMES:
-        raise ValueError(f"unknown dataset {cfg.dataset!r}; choose one of {', '.join(CLASS_NAMES)}.")
+    _require_known(cfg.dataset)
     return CLASS_NAMES[cfg.dataset]
 
 
 def scenes(dataset: str, split: str, count: int, image_size: int):
     """The first ``count`` scenes of ``split`` ("train", "val" or "test") of ``dataset``, ``image_size`` square:
     ``count`` drawn shape scenes, or at most ``count`` Penn-Fudan photos (downloaded when they are not there)."""
-    if dataset == "shapes":
-        return detection_scenes(split, count, image_size)
+    _require_known(dataset)
     if dataset == "penn_fudan":
         return PennFudanScenes(split, image_size, count, download=True)
-    raise ValueError(f"unknown dataset {dataset!r}; choose one of {', '.join(CLASS_NAMES)}.")
+    return detection_scenes(split, count, image_size)
 
 
 def scene_split(cfg: config.Config, split: str):
